@@ -1,0 +1,514 @@
+"""Nuisance and outcome models: a formula and a family, fitted once, reused.
+
+``gt.Model("A ~ L1 + L2 + lag1_A + W + C(time)", family="binomial")`` is a
+specification. :meth:`Model.fit` builds the design matrix of a
+:class:`~gtools.PersonTime` once (cached on the table, so a bootstrap
+replicate, which only re-weights persons, reuses it), fits by iteratively
+reweighted least squares (or Newton's method for the multinomial family) and
+returns a :class:`FittedModel` holding what the g-formula's simulation needs
+without re-parsing: the column recipe, the coefficients, the link and the
+residual scale. Standard errors and the printed summary come from statsmodels
+on the same design, computed lazily.
+
+Families
+--------
+``binomial`` (logit link), ``gaussian`` (identity; draws are normal with the
+residual SD), ``poisson`` (log), ``multinomial`` (baseline-category logit,
+> 2 levels; draws sample from the predicted probabilities),
+``truncated_normal`` (least-squares mean model, draws from the normal
+truncated to ``bounds``), ``bounded_normal`` (as gfoRmula: least-squares
+mean model, draws clipped to ``bounds``). ``bounds`` default to the observed
+range. ``absorbing=True`` on a binary model: once 1, stays 1 (the model is
+fitted on rows where the previous value was 0).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gtools.errors import DataError, FitWarning, Problem
+from gtools.formula import Recipe, build_recipe, parse_formula
+
+__all__ = ["Model", "FittedModel", "Design", "check_positivity", "irls"]
+
+FAMILIES = ("binomial", "gaussian", "poisson", "multinomial", "truncated_normal", "bounded_normal")
+_ALIASES = {"logit": "binomial", "binary": "binomial", "logistic": "binomial", "normal": "gaussian",
+            "linear": "gaussian", "categorical": "multinomial", "bounded normal": "bounded_normal",
+            "truncated normal": "truncated_normal", "absorbing": "binomial"}
+
+
+def _family(name: str) -> str:
+    fam = _ALIASES.get(name, name)
+    if fam not in FAMILIES:
+        raise ValueError(f"unknown family {name!r}; choose one of {FAMILIES}")
+    return fam
+
+
+@dataclass
+class Design:
+    """The design of one formula over one PersonTime: built once, reused."""
+
+    recipe: Recipe
+    X: np.ndarray
+    y: np.ndarray | None
+    usable: np.ndarray  # rows where the response and every design column are non-missing
+    bad_x: np.ndarray  # rows where some design column is missing
+
+
+class Model:
+    """A model specification: formula + family (+ optional scikit-learn learner).
+
+    Parameters
+    ----------
+    formula : str
+        R-style, over PersonTime and history columns, e.g.
+        ``"L2 ~ L1 + lag1_L2 + lag1_A + W + C(time)"``.
+    family : str
+        ``"binomial"``, ``"gaussian"``, ``"poisson"``, ``"multinomial"``,
+        ``"truncated_normal"`` or ``"bounded_normal"``.
+    bounds : (float, float), optional
+        Range of a truncated/bounded normal covariate; default the observed range.
+    learner : scikit-learn estimator, optional
+        Fitted on the design matrix instead of a GLM (``predict_proba`` for
+        binary models, ``predict`` otherwise); for flexible nuisance models.
+    absorbing : bool
+        Binary covariate that stays 1 once it is 1.
+    name : str, optional
+        Used in warnings and tables; default the response.
+    """
+
+    def __init__(
+        self,
+        formula: str,
+        family: str = "binomial",
+        bounds: tuple[float, float] | None = None,
+        learner: Any = None,
+        absorbing: bool = False,
+        name: str | None = None,
+    ):
+        self.formula = formula
+        self.family = family
+        self.bounds = bounds
+        self.learner = learner
+        self.absorbing = absorbing or family == "absorbing"
+        self.name = name
+
+    @property
+    def response(self) -> str:
+        lhs, _, _ = parse_formula(self.formula)
+        if lhs is None:
+            raise ValueError(f"model formula {self.formula!r} has no response (left of '~')")
+        return lhs
+
+    @property
+    def label(self) -> str:
+        return self.name or f"model for {self.response}"
+
+    def __repr__(self) -> str:
+        extra = f", bounds={self.bounds}" if self.bounds else ""
+        extra += ", absorbing=True" if self.absorbing else ""
+        extra += f", learner={self.learner!r}" if self.learner is not None else ""
+        return f"gt.Model({self.formula!r}, family={self.family!r}{extra})"
+
+    # -- design -------------------------------------------------------------
+    def design(self, pt) -> Design:
+        """The design of this formula over ``pt`` (cached on the table)."""
+        key = ("design", self.formula)
+        cache = pt._cache
+        if key not in cache:
+            data: pd.DataFrame = pt.data
+            cols = {c: data[c].to_numpy() for c in data.columns}
+            # numeric view; strings in a model column are an error
+            recipe = build_recipe(self.formula, _numeric_view(cols, self.formula, pt), list(data.columns))
+            numc = {v: np.asarray(data[v], dtype=float) for v in recipe.variables}
+            X = recipe.matrix(numc) if recipe.variables else np.ones((len(data), recipe.n_columns))
+            bad_x = np.isnan(X).any(axis=1)
+            y = None
+            usable = ~bad_x
+            if recipe.response is not None:
+                y = data[recipe.response].to_numpy(dtype=float)
+                usable = usable & ~np.isnan(y)
+            cache[key] = Design(recipe, X, y, usable, bad_x)
+        return cache[key]
+
+    # -- fitting ------------------------------------------------------------------
+    def fit(self, pt, rows: np.ndarray | None = None, weights: np.ndarray | None = None,
+            warn: bool = True) -> FittedModel:
+        """Fit on the rows of ``pt`` selected by the boolean mask ``rows``.
+
+        Rows whose response is missing are left out (e.g. the outcome on a
+        censored row); a missing value in a design column of a selected row
+        is a :class:`DataError`. ``weights`` multiply the table's frequency
+        weights (the bootstrap's resampling counts).
+        """
+        fam = _family(self.family)
+        d = self.design(pt)
+        if d.y is None:
+            raise ValueError(f"model formula {self.formula!r} has no response")
+        sel = np.ones(pt.n_rows, dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
+        if self.absorbing:
+            sel = sel & _previous_is_zero(pt, d.recipe.response)
+        bad = sel & d.bad_x & ~np.isnan(d.y)
+        if bad.any():
+            cols = [v for v in d.recipe.variables if np.isnan(pt.data[v].to_numpy(dtype=float)[bad]).any()]
+            idx = np.flatnonzero(bad)[:5]
+            ex = [(pt.data[pt.id].iloc[i], pt.data[pt.time].iloc[i]) for i in idx]
+            raise DataError([Problem("missing_values", ", ".join(cols),
+                                     f"{self.label}: missing values in model column(s) {cols}: "
+                                     f"{int(bad.sum())} row(s); first: "
+                                     + ", ".join(f"id={_py(a)!r} time={_py(b)}" for a, b in ex),
+                                     int(bad.sum()), ex)])
+        w = pt.row_weights()
+        if weights is not None:
+            w = w * np.asarray(weights, dtype=float)
+        use = sel & d.usable & (w > 0)
+        if not use.any():
+            raise DataError([Problem("empty_table", d.recipe.response,
+                                     f"{self.label}: no rows to fit on", 0)])
+        X, y, wu = d.X[use], d.y[use], w[use]
+        return _fit_arrays(self, fam, d.recipe, X, y, wu, warn=warn)
+
+
+def _py(x):
+    return x.item() if isinstance(x, np.generic) else x
+
+
+def _numeric_view(cols: Mapping[str, np.ndarray], formula: str, pt) -> Mapping[str, np.ndarray]:
+    lhs, _, terms = parse_formula(formula)
+    out = dict(cols)
+    for v in {f.var for t in terms for f in t} | ({lhs} if lhs else set()):
+        if v in cols and not np.issubdtype(np.asarray(cols[v]).dtype, np.number) and \
+                np.asarray(cols[v]).dtype != bool:
+            try:
+                out[v] = np.asarray(cols[v], dtype=float)
+            except (TypeError, ValueError):
+                raise DataError([Problem("non_numeric", v, f"formula {formula!r}: column {v!r} is not "
+                                         "numeric; recode it as numbers (use C() for categories)", 0)]) from None
+    return out
+
+
+def _previous_is_zero(pt, col: str) -> np.ndarray:
+    """Rows where the person's value of ``col`` in the previous interval was 0 (or t = 0)."""
+    v = pt.data[col].to_numpy(dtype=float)
+    codes = pt.person_index
+    prev = np.zeros(len(v))
+    same = np.zeros(len(v), dtype=bool)
+    same[1:] = codes[1:] == codes[:-1]
+    prev[1:] = np.where(same[1:], v[:-1], 0.0)
+    return prev == 0
+
+
+# -- fitting engines -------------------------------------------------------------------
+
+
+def irls(X: np.ndarray, y: np.ndarray, w: np.ndarray, family: str, tol: float = 1e-10,
+         max_iter: int = 100) -> tuple[np.ndarray, bool, int]:
+    """Weighted GLM by iteratively reweighted least squares (canonical links).
+
+    Returns (coefficients, converged, iterations). Matches statsmodels' GLM
+    with ``freq_weights=w`` to about 1e-8.
+    """
+    n, p = X.shape
+    if family == "binomial":
+        ybar = np.clip(np.average(y, weights=w), 1e-6, 1 - 1e-6)
+        eta = np.full(n, np.log(ybar / (1 - ybar)))
+    else:  # poisson
+        eta = np.full(n, np.log(max(np.average(y, weights=w), 1e-8)))
+    beta = np.zeros(p)
+    dev_old = np.inf
+    converged = False
+    it = 0
+    for it in range(1, max_iter + 1):
+        if family == "binomial":
+            mu = 1.0 / (1.0 + np.exp(-eta))
+            var = np.maximum(mu * (1 - mu), 1e-12)
+        else:
+            mu = np.exp(eta)
+            var = np.maximum(mu, 1e-12)
+        z = eta + (y - mu) / var
+        beta = _wls(X, z, w * var)
+        eta = X @ beta
+        dev = _deviance(y, eta, w, family)
+        if abs(dev - dev_old) <= tol * (abs(dev) + 0.1):
+            converged = True
+            break
+        dev_old = dev
+    return beta, converged, it
+
+
+def _wls(X: np.ndarray, z: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Weighted least squares by the normal equations (Cholesky), pseudo-inverse if singular."""
+    Xw = X * w[:, None]
+    A = Xw.T @ X
+    b = Xw.T @ z
+    try:
+        L = np.linalg.cholesky(A)
+        return np.linalg.solve(L.T, np.linalg.solve(L, b))
+    except np.linalg.LinAlgError:
+        return np.linalg.pinv(A) @ b
+
+
+def _deviance(y, eta, w, family) -> float:
+    if family == "binomial":
+        # -2 loglik, stable form
+        return float(2 * np.sum(w * (np.logaddexp(0, eta) - y * eta)))
+    mu = np.exp(eta)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(y > 0, y * np.log(y / mu), 0.0)
+    return float(2 * np.sum(w * (t - (y - mu))))
+
+
+def _multinomial_newton(X, yk, w, J, tol=1e-10, max_iter=100):
+    """Baseline-category logit by Newton's method; yk in 0..J-1 (0 = reference)."""
+    n, p = X.shape
+    B = np.zeros((p, J - 1))
+    Y = np.zeros((n, J - 1))
+    for j in range(1, J):
+        Y[:, j - 1] = yk == j
+    ll_old = -np.inf
+    converged = False
+    for _ in range(max_iter):
+        eta = X @ B
+        m = eta.max(axis=1, keepdims=True).clip(min=0)
+        ex = np.exp(eta - m)
+        denom = np.exp(-m) + ex.sum(axis=1, keepdims=True)
+        P = ex / denom
+        ll = float(np.sum(w * (np.sum(Y * eta, axis=1) - (m[:, 0] + np.log(denom[:, 0])))))
+        g = (X * w[:, None]).T @ (Y - P)  # p x (J-1)
+        H = np.zeros((p * (J - 1), p * (J - 1)))
+        for a in range(J - 1):
+            for b in range(J - 1):
+                c = P[:, a] * ((a == b) - P[:, b]) * w
+                H[a * p:(a + 1) * p, b * p:(b + 1) * p] = (X * c[:, None]).T @ X
+        step = np.linalg.lstsq(H, g.T.reshape(-1), rcond=None)[0]
+        B = B + step.reshape(J - 1, p).T
+        if abs(ll - ll_old) <= tol * (abs(ll) + 0.1):
+            converged = True
+            break
+        ll_old = ll
+    return B, converged
+
+
+def _fit_arrays(model: Model, fam: str, recipe: Recipe, X, y, w, warn=True) -> FittedModel:
+    label = model.label
+    scale = 1.0
+    levels: list[float] | None = None
+    converged = True
+    learner = None
+    bounds = None
+    if fam in ("truncated_normal", "bounded_normal"):
+        bounds = tuple(model.bounds) if model.bounds is not None else (float(y.min()), float(y.max()))
+    if warn and fam in ("binomial", "gaussian", "poisson", "truncated_normal", "bounded_normal"):
+        _check_rank(X, recipe.names, label)
+    if model.learner is not None:
+        from sklearn.base import clone
+
+        learner = clone(model.learner)
+        try:
+            learner.fit(X, y, sample_weight=w)
+        except TypeError:
+            rep = np.repeat(np.arange(len(y)), np.rint(w).astype(int))
+            learner.fit(X[rep], y[rep])
+        params = np.zeros(X.shape[1])
+        if fam == "multinomial":
+            levels = sorted(np.unique(y).tolist())
+    elif fam in ("binomial", "poisson"):
+        if fam == "binomial" and not np.all(np.isin(y, (0.0, 1.0))):
+            raise DataError([Problem("outcome_not_binary", recipe.response,
+                                     f"{label}: binomial response must be 0/1", int((~np.isin(y, (0., 1.))).sum()))])
+        params, converged, _ = irls(X, y, w, fam)
+        if warn and fam == "binomial":
+            eta = X @ params
+            if np.any(np.abs(eta) > 25) or not converged:
+                warnings.warn(f"{label}: fitted probabilities of 0 or 1 (possible separation"
+                              f"{'' if converged else '; IRLS did not converge'}); check sparse cells or "
+                              "simplify the model", FitWarning, stacklevel=3)
+    elif fam == "multinomial":
+        levels = sorted(np.unique(y).tolist())
+        if len(levels) < 2:
+            raise DataError([Problem("missing_values", recipe.response,
+                                     f"{label}: multinomial response has a single level", 0)])
+        yk = np.searchsorted(levels, y)
+        params, converged = _multinomial_newton(X, yk, w, len(levels))
+    else:
+        params = _wls(X, y, w)
+        resid = y - X @ params
+        dof = max(w.sum() - X.shape[1], 1.0)
+        scale = float(np.sqrt(np.sum(w * resid ** 2) / dof))
+    if warn and not converged:
+        warnings.warn(f"{label}: the fit did not converge", FitWarning, stacklevel=3)
+    return FittedModel(spec=model, family=fam, recipe=recipe, params=params, scale=scale, bounds=bounds,
+                       levels=levels, learner=learner, converged=converged, n_obs=float(w.sum()),
+                       _X=X, _y=y, _w=w)
+
+
+def _check_rank(X, names, label):
+    if X.shape[0] == 0:
+        return
+    s = np.linalg.svd(X / np.maximum(np.abs(X).max(axis=0), 1e-300), compute_uv=False)
+    if s[-1] <= s[0] * 1e-10 or X.shape[0] < X.shape[1]:
+        const = [names[j] for j in range(X.shape[1]) if np.ptp(X[:, j]) == 0 and names[j] != "Intercept"]
+        hint = f"; constant column(s): {const}" if const else ""
+        warnings.warn(f"{label}: singular design (collinear columns{hint}); coefficients are not identified",
+                      FitWarning, stacklevel=4)
+
+
+@dataclass
+class FittedModel:
+    """A fitted model: what simulation and prediction need, no formula re-parsing.
+
+    Attributes
+    ----------
+    recipe : Recipe
+        Column recipe of the design.
+    params : numpy.ndarray
+        Coefficients (``(p, J-1)`` for multinomial: one column per non-reference level).
+    family : str
+    scale : float
+        Residual standard deviation of a gaussian-type model (1 otherwise).
+    bounds : (float, float) or None
+    levels : list of float or None
+        Response levels of a multinomial model (the first is the reference).
+    """
+
+    spec: Model
+    family: str
+    recipe: Recipe
+    params: np.ndarray
+    scale: float = 1.0
+    bounds: tuple[float, float] | None = None
+    levels: list[float] | None = None
+    learner: Any = None
+    converged: bool = True
+    n_obs: float = 0.0
+    _X: np.ndarray | None = field(default=None, repr=False)
+    _y: np.ndarray | None = field(default=None, repr=False)
+    _w: np.ndarray | None = field(default=None, repr=False)
+    _sm: Any = field(default=None, repr=False)
+
+    @property
+    def names(self) -> list[str]:
+        return self.recipe.names
+
+    @property
+    def response(self) -> str:
+        return self.recipe.response
+
+    @property
+    def link(self) -> str:
+        return {"binomial": "logit", "poisson": "log", "multinomial": "mlogit"}.get(self.family, "identity")
+
+    @property
+    def absorbing(self) -> bool:
+        return bool(self.spec.absorbing)
+
+    @property
+    def coef(self) -> pd.Series:
+        if self.params.ndim == 1:
+            return pd.Series(self.params, index=self.names, name=self.response)
+        return pd.DataFrame(self.params, index=self.names, columns=[f"{self.response}={v:g}" for v in
+                                                                     self.levels[1:]])
+
+    def design(self, data: pd.DataFrame | Mapping[str, np.ndarray]) -> np.ndarray:
+        """Design matrix for new rows (same recipe and categorical levels)."""
+        if isinstance(data, pd.DataFrame):
+            cols = {v: data[v].to_numpy(dtype=float) for v in self.recipe.variables}
+        else:
+            cols = data
+        if not self.recipe.variables:
+            n = len(data) if isinstance(data, pd.DataFrame) else len(next(iter(data.values())))
+            return np.ones((n, 1))
+        return self.recipe.matrix(cols)
+
+    def predict_design(self, X: np.ndarray) -> np.ndarray:
+        """Mean of the response (probabilities, an (n, J) matrix for multinomial)."""
+        if self.learner is not None:
+            if self.family in ("binomial",):
+                return self.learner.predict_proba(X)[:, 1]
+            if self.family == "multinomial":
+                return self.learner.predict_proba(X)
+            return self.learner.predict(X)
+        eta = X @ self.params
+        if self.family == "binomial":
+            return 1.0 / (1.0 + np.exp(-eta))
+        if self.family == "poisson":
+            return np.exp(eta)
+        if self.family == "multinomial":
+            full = np.column_stack([np.zeros(len(X)), eta])
+            full -= full.max(axis=1, keepdims=True)
+            e = np.exp(full)
+            return e / e.sum(axis=1, keepdims=True)
+        return eta
+
+    def predict(self, data) -> np.ndarray:
+        """Predicted mean for a DataFrame, a PersonTime or a mapping of columns."""
+        if hasattr(data, "data") and hasattr(data, "treatment"):
+            data = data.data
+        return self.predict_design(self.design(data))
+
+    # -- inference through statsmodels (lazy) -------------------------------
+    def _statsmodels(self):
+        if self._sm is None:
+            import statsmodels.api as sm
+
+            if self.family == "multinomial":
+                if not np.allclose(self._w, 1.0):
+                    raise NotImplementedError("standard errors of a weighted multinomial model: use gt.bootstrap")
+                yk = np.searchsorted(self.levels, self._y)
+                self._sm = sm.MNLogit(yk, pd.DataFrame(self._X, columns=self.names)).fit(disp=0)
+            else:
+                fam = {"binomial": sm.families.Binomial(), "poisson": sm.families.Poisson()}.get(
+                    self.family, sm.families.Gaussian())
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    self._sm = sm.GLM(self._y, pd.DataFrame(self._X, columns=self.names), family=fam,
+                                      freq_weights=self._w).fit()
+        return self._sm
+
+    def summary(self) -> pd.DataFrame:
+        """Coefficient table (estimate, SE, z, p, 95% CI) from statsmodels on the same design."""
+        if self.learner is not None:
+            raise NotImplementedError("a scikit-learn learner has no coefficient table")
+        res = self._statsmodels()
+        ci = np.asarray(res.conf_int())
+        tab = pd.DataFrame({"coef": np.asarray(res.params).ravel(), "se": np.asarray(res.bse).ravel(),
+                            "z": np.asarray(res.tvalues).ravel(), "p": np.asarray(res.pvalues).ravel()})
+        if self.family != "multinomial":
+            tab.index = self.names
+            tab["ci_lower"], tab["ci_upper"] = ci[:, 0], ci[:, 1]
+        return tab
+
+    def cov(self) -> np.ndarray:
+        """Model-based covariance of the coefficients (statsmodels)."""
+        return np.asarray(self._statsmodels().cov_params())
+
+    def __repr__(self) -> str:
+        return f"<FittedModel {self.spec.formula!r} ({self.family}), {self.n_obs:g} obs>"
+
+
+def check_positivity(p: np.ndarray, times: np.ndarray, label: str, bounds: tuple[float, float] = (0.01, 0.99),
+                     warn: bool = True) -> dict[str, Any]:
+    """Count predicted treatment probabilities outside ``bounds`` and warn, naming the times.
+
+    Returns a dict with ``n_low``, ``n_high`` and ``times`` (the intervals
+    where they occur).
+    """
+    p = np.asarray(p, dtype=float)
+    low, high = p < bounds[0], p > bounds[1]
+    out = {"n_low": int(low.sum()), "n_high": int(high.sum()),
+           "times": sorted(set(np.asarray(times)[low | high].tolist()))}
+    if warn and (out["n_low"] or out["n_high"]):
+        ts = out["times"]
+        shown = ", ".join(str(_py(t)) for t in ts[:10]) + (" ..." if len(ts) > 10 else "")
+        warnings.warn(
+            f"positivity: {label} predicts probabilities below {bounds[0]} for {out['n_low']} row(s) and above "
+            f"{bounds[1]} for {out['n_high']} row(s), at times {shown}; estimates there rest on model "
+            "extrapolation — consider truncation, a simpler regime, or restricting the population",
+            FitWarning, stacklevel=3)
+    return out

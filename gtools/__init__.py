@@ -14,6 +14,7 @@ import importlib
 from typing import Any
 
 from gtools import regimes
+from gtools.bootstrap import BootstrapResult, bootstrap  # a function named like its module: bind eagerly
 from gtools.errors import DataError, FitWarning, IdentificationError
 from gtools.history import Feature, cummean, cumsum, ever, lag, time_since
 from gtools.models import FittedModel, Model
@@ -23,8 +24,6 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it (imported lazily)
 _LAZY = {
-    "bootstrap": "gtools.bootstrap",
-    "BootstrapResult": "gtools.bootstrap",
     "GFormula": "gtools.gformula",
     "GFormulaResult": "gtools.gformula",
     "IPTW": "gtools.weights",
@@ -43,7 +42,8 @@ _SUBMODULES = {"datasets", "sensitivity", "validation", "dag", "history", "panel
 
 __all__ = [
     "DataError", "FitWarning", "IdentificationError", "PersonTime", "load_schema", "Model", "FittedModel",
-    "Feature", "lag", "cumsum", "cummean", "time_since", "ever", "regimes", "__version__", *_LAZY,
+    "Feature", "lag", "cumsum", "cummean", "time_since", "ever", "regimes", "__version__",
+    "bootstrap", "BootstrapResult", *_LAZY,
 ]
 
 

@@ -34,7 +34,7 @@ from typing import Union
 import numpy as np
 import pandas as pd
 
-Source = Union[str, "Feature"]
+Source = Union[str, "Feature"]  # noqa: UP007
 
 __all__ = [
     "Feature",
@@ -62,7 +62,7 @@ class Feature:
     fill : float
         Value before the start of follow-up (lags) or when the value was never
         taken (``time_since``).
-    value : float
+    target : float
         The value ``time_since`` looks for.
     """
 
@@ -70,7 +70,7 @@ class Feature:
     source: Source
     k: int = 1
     fill: float = 0.0
-    value: float = 1.0
+    target: float = 1.0
     name: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -117,7 +117,7 @@ class Feature:
             return self.source.uses_current
         return True
 
-    def chain(self) -> list["Feature"]:
+    def chain(self) -> list[Feature]:
         """This feature and the features it is built on, innermost first."""
         out: list[Feature] = []
         src: Source = self
@@ -173,7 +173,7 @@ class Feature:
         if kind == "cummean":
             return (state[:, 0] + src) / (state[:, 1] + 1.0)
         if kind == "time_since":
-            last = np.where(src == self.value, float(t), state[:, 0])
+            last = np.where(src == self.target, float(t), state[:, 0])
             return np.where(last >= 0, t - last, float(self.fill))
         # ever
         return np.maximum(state[:, 0], (src != 0).astype(float))
@@ -191,7 +191,7 @@ class Feature:
             state[:, 0] += src
             state[:, 1] += 1.0
         elif kind == "time_since":
-            state[:, 0] = np.where(src == self.value, float(t), state[:, 0])
+            state[:, 0] = np.where(src == self.target, float(t), state[:, 0])
         else:
             state[:, 0] = np.maximum(state[:, 0], (src != 0).astype(float))
 
@@ -201,7 +201,7 @@ class Feature:
         if self.kind == "lag":
             extra = f", k={self.k}" + (f", fill={self.fill}" if self.fill != 0 else "")
         elif self.kind == "time_since":
-            extra = f", value={self.value}, never={self.fill}"
+            extra = f", value={self.target}, never={self.fill}"
         fn = {"time_since": "time_since"}.get(self.kind, self.kind)
         return f"gt.{fn}({src}{extra})"
 
@@ -236,7 +236,7 @@ def _compute_array(f: Feature, x: np.ndarray, starts: np.ndarray) -> np.ndarray:
             out = out / (pos + 1.0)
         return out
     if f.kind == "time_since":
-        hit = x == f.value
+        hit = x == f.target
         idx = np.where(hit, np.arange(n), -1)
         # forward fill the index of the last hit within each person
         last = _ffill_within(idx, starts)
@@ -325,7 +325,7 @@ def time_since(source: Source, value: float = 1, never: float = -1, name: str | 
     value has not been taken yet. Pair it with :func:`ever` in a model so the
     never-treated are not read as a time. Named ``timesince_{source}``.
     """
-    return Feature("time_since", source, value=float(value), fill=float(never), name=name or "")
+    return Feature("time_since", source, target=float(value), fill=float(never), name=name or "")
 
 
 def ever(source: Source, name: str | None = None) -> Feature:

@@ -224,7 +224,7 @@ def irls(X: np.ndarray, y: np.ndarray, w: np.ndarray, family: str, tol: float = 
     dev_old = np.inf
     converged = False
     it = 0
-    for it in range(1, max_iter + 1):
+    for it in range(1, max_iter + 1):  # noqa: B007 - the count is returned
         if family == "binomial":
             mu = 1.0 / (1.0 + np.exp(-eta))
             var = np.maximum(mu * (1 - mu), 1e-12)
@@ -414,6 +414,16 @@ class FittedModel:
             return pd.Series(self.params, index=self.names, name=self.response)
         return pd.DataFrame(self.params, index=self.names, columns=[f"{self.response}={v:g}" for v in
                                                                      self.levels[1:]])
+
+    @property
+    def estimates(self) -> pd.Series:
+        """Coefficients as named scalars (``coef[A]``), so a Model can be bootstrapped directly."""
+        if self.learner is not None:
+            raise NotImplementedError("a scikit-learn learner has no coefficients to bootstrap")
+        if self.params.ndim == 1:
+            return pd.Series(self.params, index=[f"coef[{n}]" for n in self.names])
+        idx = [f"coef[{n},{self.response}={v:g}]" for v in self.levels[1:] for n in self.names]
+        return pd.Series(self.params.T.ravel(), index=idx)
 
     def design(self, data: pd.DataFrame | Mapping[str, np.ndarray]) -> np.ndarray:
         """Design matrix for new rows (same recipe and categorical levels)."""

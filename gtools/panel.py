@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -56,7 +56,7 @@ def _schema_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "data_schemas"
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_schema(kind: str = "long") -> dict:
     """Load a JSON Schema from ``data_schemas/`` (``"long"`` or ``"intervals"``)."""
     if kind not in ("long", "intervals"):
@@ -222,7 +222,7 @@ def validate_long(
         for c in cols:
             bad = data[c].isna().to_numpy()
             if bad.any():
-                hint = " — give a fill rule, e.g. fill={'%s': 'locf'}" % c if role == "covariates" else ""
+                hint = f" — give a fill rule, e.g. fill={{'{c}': 'locf'}}" if role == "covariates" else ""
                 col.add("missing_values", c, int(bad.sum()), examples(bad), detail=hint.strip(" —") or "")
 
     for role in ("treatment", "censor", "competing"):

@@ -214,7 +214,9 @@ def evalue_or(or_: float, lo: float | None = None, hi: float | None = None, rare
     rare : bool
         Whether the outcome is rare.
     """
-    conv = (lambda v: None if v is None else _or_to_rr(float(v), rare))
+    def conv(v):
+        return None if v is None else _or_to_rr(float(v), rare)
+
     return _evalue_from_rr(_or_to_rr(float(or_), rare), conv(lo), conv(hi), "or", float(or_), _opt(lo), _opt(hi))
 
 
@@ -243,7 +245,9 @@ def evalue_hr(hr: float, lo: float | None = None, hi: float | None = None, rare:
     rare : bool
         Whether the outcome is rare.
     """
-    conv = (lambda v: None if v is None else _hr_to_rr(float(v), rare))
+    def conv(v):
+        return None if v is None else _hr_to_rr(float(v), rare)
+
     return _evalue_from_rr(_hr_to_rr(float(hr), rare), conv(lo), conv(hi), "hr", float(hr), _opt(lo), _opt(hi))
 
 
@@ -282,7 +286,9 @@ def evalue_md(
         if se < 0:
             raise ValueError(f"se must be non-negative, got {se}")
         lo, hi = d - _Z975 * se, d + _Z975 * se
-    conv = (lambda v: None if v is None else math.exp(_MD_FACTOR * float(v) / sd))
+    def conv(v):
+        return None if v is None else math.exp(_MD_FACTOR * float(v) / sd)
+
     return _evalue_from_rr(math.exp(_MD_FACTOR * d / sd), conv(lo), conv(hi), "md", d, _opt(lo), _opt(hi))
 
 

@@ -184,6 +184,7 @@ def validate_long(
 
     # numeric roles
     numeric_roles = set(_checks("long")["non_numeric"]["roles"])
+    non_numeric: dict[str, np.ndarray] = {}  # reported once, as non-numeric, not again as missing
     for role, cols in roles.items():
         if role not in numeric_roles:
             continue
@@ -200,6 +201,7 @@ def validate_long(
             if bad.any():
                 col.add("non_numeric", c, int(bad.sum()), examples(bad),
                         detail=f"e.g. {s[bad].iloc[0]!r}")
+                non_numeric[c] = bad
             data[c] = conv.astype(float)
 
     # fill rules for time-varying covariates, then missing values
@@ -221,6 +223,8 @@ def validate_long(
             continue
         for c in cols:
             bad = data[c].isna().to_numpy()
+            if c in non_numeric:
+                bad &= ~non_numeric[c]
             if bad.any():
                 hint = f" — give a fill rule, e.g. fill={{'{c}': 'locf'}}" if role == "covariates" else ""
                 col.add("missing_values", c, int(bad.sum()), examples(bad), detail=hint.strip(" —") or "")
@@ -545,6 +549,9 @@ class PersonTime:
         -----
         * Follow-up of a person runs from 0 to the latest ``stop`` of their
           records; the last grid interval is the one containing that time.
+          A ``stop`` ends the interval it closes: the interval containing
+          time ``s`` is the j with ``j*step < s <= (j+1)*step`` (a record
+          ``[0, 2)`` with step 1 covers intervals 0 and 1).
         * Treatment: a grid interval is treated (1) if any record with
           ``treatment == 1`` overlaps it, i.e. ``start < (j+1)*step`` and
           ``stop > j*step``; otherwise 0.
@@ -556,10 +563,14 @@ class PersonTime:
         * Baseline covariates: the value on the person's first record.
         * Event: a record with ``event == 1`` ends follow-up in the grid
           interval containing its ``stop``; the outcome is 1 there, 0 before.
-        * Censoring: a record with ``censor == 1`` marks the interval
-          containing its ``stop`` as censored (``censor = 1`` on the last row),
-          unless an event ends follow-up there or earlier.
-        * Records that start after the person's event are an error.
+        * Censoring: a record with ``censor == 1`` ends follow-up in the
+          interval containing its ``stop`` and marks it censored (``censor =
+          1`` on the last row), unless an event ends follow-up there or
+          earlier (then the event counts and ``censor = 0``). Exposure records
+          running past the censoring time are cut there.
+        * Records that start at or after the person's event time are an
+          error, and so are records that start at or after the censoring time
+          or report an event after it.
 
         The result is a survival PersonTime whose outcome column is named
         ``outcome`` (default: the ``event`` column's name) and whose time
@@ -587,15 +598,19 @@ class PersonTime:
 
         num_cols = [start, stop] + _as_list(treatment) + covariates + baseline + _as_list(event)
         num_cols += _as_list(censor)
+        non_numeric: dict[str, np.ndarray] = {}  # reported once, as non-numeric, not again as missing
         for c in num_cols:
             s = rec[c]
             conv = pd.to_numeric(s, errors="coerce") if not pd.api.types.is_numeric_dtype(s) else s
             bad = (conv.isna() & s.notna()).to_numpy()
             if bad.any():
                 col.add("non_numeric", c, int(bad.sum()), examples(bad))
+                non_numeric[c] = bad
             rec[c] = conv.astype(float)
         for c in [id, start, stop] + _as_list(treatment) + baseline + _as_list(event) + _as_list(censor):
             bad = rec[c].isna().to_numpy()
+            if c in non_numeric:
+                bad &= ~non_numeric[c]
             if bad.any():
                 col.add("missing_values", c, int(bad.sum()), examples(bad))
         for c in _as_list(treatment) + _as_list(event) + _as_list(censor):
@@ -618,6 +633,7 @@ class PersonTime:
         col.raise_if_any()
 
         rec = rec.sort_values([id, start], kind="mergesort").reset_index(drop=True)
+        ex_ids = rec[id]  # examples index the sorted records from here on
         last_j = np.ceil(rec[stop].to_numpy() / step - 1e-9).astype(int) - 1  # interval holding stop
         rec["_jstop"] = np.maximum(last_j, np.floor(rec[start].to_numpy() / step).astype(int))
         rec["_jstart"] = np.floor(rec[start].to_numpy() / step + 1e-12).astype(int)
@@ -632,7 +648,18 @@ class PersonTime:
             bad = rec[start].to_numpy() >= np.where(np.isnan(after), np.inf, after)
             if bad.any():
                 col.add("records_after_event", start, int(bad.sum()), examples(bad))
-                col.raise_if_any()
+        if censor:
+            cr = rec[rec[censor] == 1]
+            cz = cr.groupby(id)["_jstop"].min()
+            end_j.loc[cz.index] = np.minimum(end_j.loc[cz.index].to_numpy(), cz.to_numpy())
+            c_time = rec[id].map(cr.groupby(id)[stop].min()).to_numpy()
+            c_time = np.where(np.isnan(c_time), np.inf, c_time)
+            bad = rec[start].to_numpy() >= c_time
+            if event:  # an event recorded after the person was censored
+                bad |= (rec[event].to_numpy() == 1) & (rec[stop].to_numpy() > c_time)
+            if bad.any():
+                col.add("records_after_censoring", start, int(bad.sum()), examples(bad))
+        col.raise_if_any()
         persons = end_j.index.to_numpy()
         lengths = end_j.to_numpy() + 1
         grid = pd.DataFrame({id: np.repeat(persons, lengths),

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from gtools.errors import DataError, FitWarning, Problem
-from gtools.models import Model, check_positivity
+from gtools.models import Model
 from gtools.regimes import Regime, State, state_from_panel
 from gtools.weights import (
     IPTW,
@@ -525,8 +525,14 @@ class CloneCensorWeight:
                 tf = np.where(risk_rows & adherent, 1 / pg, 1.0)
             if warn:
                 m = risk_rows & adherent & (fw > 0)
-                check_positivity(pg[m], pt.time_values[times[m]], f"{fden.spec.label} (adherence to {gname})",
-                                 bounds=(0.01, 1.0))
+                low = m & (pg < 0.01)
+                if low.any():
+                    ts = sorted({_py(v) for v in pt.time_values[times[low]]})
+                    warnings.warn(f"positivity: {fden.spec.label} gives a probability below 0.01 of following "
+                                  f"regime {gname!r} on {int(low.sum())} adherent row(s), at times "
+                                  f"{', '.join(map(str, ts[:10]))}; their clones carry weights above 100 — "
+                                  "consider truncation, a regime closer to practice, or the g-formula",
+                                  FitWarning, stacklevel=2)
             W = cumprod_within_person(pt, tf) * cumprod_within_person(pt, cf)
             rows = adherent & hazard_rows
             if not np.all(np.isfinite(W[rows])):
@@ -559,7 +565,8 @@ class CloneCensorWeight:
             tab.loc[by.index, "adherent"] = n_t[pos]
             tab.loc[by.index, "hazard"] = np.asarray(h)[pos]
             tab.loc[by.index, "risk"] = np.asarray(curve)[pos]
-            tab.loc["overall", "risk"] = curve[-1]
+            fin = np.flatnonzero(np.isfinite(curve))
+            tab.loc["overall", "risk"] = curve[fin[-1]] if len(fin) else np.nan
             tab.loc["overall", "persons"] = float(fw[first & adherent].sum())
             tables[gname] = tab
             if warn:
@@ -642,8 +649,10 @@ class CCWResult:
         return _plot_curves(self.risk, ax, "cumulative risk")
 
     def __repr__(self) -> str:
-        last = self.risk.iloc[-1]
-        r = ", ".join(f"{g}: {v:.4f}" for g, v in last.items())
-        return (f"<CCWResult: {self._pt.n_persons} persons cloned into {len(self.risk.columns)} regimes; risk at "
-                f"t={_fmt_t(self.risk.index[-1])}: {r}>")
+        parts = []
+        for g in self.risk.columns:
+            s = self.risk[g].dropna()
+            parts.append(f"{g}: {s.iloc[-1]:.4f} at t={_fmt_t(s.index[-1])}" if len(s) else f"{g}: none")
+        return (f"<CCWResult: {self._pt.n_persons} persons cloned into {len(self.risk.columns)} regimes; "
+                f"risk {', '.join(parts)}>")
 

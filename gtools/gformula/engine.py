@@ -1,0 +1,522 @@
+"""Monte Carlo engine of the parametric g-formula.
+
+The simulation holds, for a block of simulated persons, only
+
+* ``M``: the current time slice, a ``(n_columns, n)`` float array with one
+  row for every column any model or regime reads (baseline covariates, time,
+  time-varying covariates, treatment, history features), so each column is
+  contiguous in memory; and
+* the history state of every :mod:`gtools.history` feature, advanced with
+  the features' own ``value`` / ``update`` step rules (the same definitions
+  that built the observed history columns).
+
+Each fitted GLM is compiled once to its :class:`~gtools.formula.Recipe`
+remapped onto the rows of ``M`` (factor variable, kind, parameter, term
+pointers) plus coefficients, family and scale. :func:`_draw_kernel` (numba,
+``cache=True, nogil=True``) builds the linear predictor from that recipe and
+draws the covariate in one pass; :func:`_mean_kernel` gives predicted means
+(hazards). The pure-numpy reference path computes the same quantities with
+:meth:`gtools.FittedModel.design` and the same inverse-CDF draws, so both
+paths consume the same random numbers and agree to rounding.
+
+Random numbers are drawn in bulk per interval from a generator that is
+re-created from the same seed for every regime: all regimes see the same
+uniforms and normals (common random numbers). Persons are simulated in
+blocks of :data:`BLOCK` so memory does not grow with the number of
+simulated persons or intervals.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numba
+import numpy as np
+
+from gtools.regimes import State
+
+BLOCK = 1 << 16
+
+# family codes shared by both paths
+BINOMIAL, GAUSSIAN, TRUNCATED, BOUNDED, POISSON, MULTINOMIAL = 0, 1, 2, 3, 4, 5
+FAMILY_CODE = {"binomial": BINOMIAL, "gaussian": GAUSSIAN, "truncated_normal": TRUNCATED,
+               "bounded_normal": BOUNDED, "poisson": POISSON, "multinomial": MULTINOMIAL}
+_POISSON_NORMAL_ABOVE = 200.0  # beyond this mean the inverse CDF uses the normal approximation
+
+
+# -- scalar helpers (numba) ------------------------------------------------------------------
+
+
+@numba.njit(cache=True, nogil=True)
+def _ndtr(x):
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+
+@numba.njit(cache=True, nogil=True)
+def _ndtri(p):
+    """Standard normal quantile: Acklam's rational approximation plus one Halley step."""
+    if p <= 0.0:
+        return -np.inf
+    if p >= 1.0:
+        return np.inf
+    a0, a1, a2 = -3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02
+    a3, a4, a5 = 1.383577518672690e02, -3.066479806614716e01, 2.506628277459239e00
+    b0, b1, b2 = -5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02
+    b3, b4 = 6.680131188771972e01, -1.328068155288572e01
+    c0, c1, c2 = -7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e00
+    c3, c4, c5 = -2.549732539343734e00, 4.374664141464968e00, 2.938163982698783e00
+    d0, d1, d2, d3 = 7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00, 3.754408661907416e00
+    plow = 0.02425
+    if p < plow:
+        q = math.sqrt(-2.0 * math.log(p))
+        x = (((((c0 * q + c1) * q + c2) * q + c3) * q + c4) * q + c5) / ((((d0 * q + d1) * q + d2) * q + d3) * q + 1.0)
+    elif p <= 1.0 - plow:
+        q = p - 0.5
+        r = q * q
+        x = (((((a0 * r + a1) * r + a2) * r + a3) * r + a4) * r + a5) * q / (
+            ((((b0 * r + b1) * r + b2) * r + b3) * r + b4) * r + 1.0)
+    else:
+        q = math.sqrt(-2.0 * math.log(1.0 - p))
+        x = -(((((c0 * q + c1) * q + c2) * q + c3) * q + c4) * q + c5) / ((((d0 * q + d1) * q + d2) * q + d3) * q + 1.0)
+    e = _ndtr(x) - p
+    u = e * math.sqrt(2.0 * math.pi) * math.exp(0.5 * x * x)
+    return x - u / (1.0 + 0.5 * x * u)
+
+
+@numba.njit(cache=True, nogil=True)
+def _truncnorm(mu, sd, lo, hi, u):
+    """Inverse-CDF draw from N(mu, sd^2) truncated to [lo, hi]; mirrored so the tails keep precision."""
+    a = (lo - mu) / sd
+    b = (hi - mu) / sd
+    if a > 0.0:  # whole interval in the upper tail: draw in the lower tail and mirror
+        pa = _ndtr(-b)
+        pb = _ndtr(-a)
+        x = -_ndtri(pa + u * (pb - pa))
+    else:
+        pa = _ndtr(a)
+        pb = _ndtr(b)
+        x = _ndtri(pa + u * (pb - pa))
+    v = mu + sd * x
+    if v < lo:
+        v = lo
+    elif v > hi:
+        v = hi
+    return v
+
+
+@numba.njit(cache=True, nogil=True)
+def _poisson_inv(mu, u):
+    if mu > _POISSON_NORMAL_ABOVE:
+        return max(0.0, math.floor(mu + math.sqrt(mu) * _ndtri(u) + 0.5))
+    k = 0.0
+    p = math.exp(-mu)
+    c = p
+    while u > c and k < 10000.0:
+        k += 1.0
+        p = p * mu / k
+        c += p
+    return k
+
+
+# -- kernels -----------------------------------------------------------------------------------
+
+
+@numba.njit(cache=True, nogil=True)
+def _linpred(M, var, kind, param, ptr, beta, eta):
+    """Linear predictors ``eta[:, m]`` of every simulated person, term by term.
+
+    The loop runs over terms outside and persons inside, so each inner loop
+    streams contiguous rows of ``M`` (main effects and the intercept, the
+    common case, take the fast branches).
+    """
+    n = M.shape[1]
+    J = beta.shape[1]
+    eta[:, :] = 0.0
+    for j in range(ptr.shape[0] - 1):
+        f0, f1 = ptr[j], ptr[j + 1]
+        if f1 == f0:
+            for m in range(J):
+                b = beta[j, m]
+                for i in range(n):
+                    eta[i, m] += b
+        elif f1 == f0 + 1 and kind[f0] == 0 and param[f0] == 1.0:
+            row = M[var[f0]]
+            for m in range(J):
+                b = beta[j, m]
+                for i in range(n):
+                    eta[i, m] += b * row[i]
+        else:
+            for i in range(n):
+                x = 1.0
+                for f in range(f0, f1):
+                    v = M[var[f], i]
+                    if kind[f] == 0:
+                        pw = param[f]
+                        x *= v if pw == 1.0 else v ** pw
+                    elif v != param[f]:
+                        x = 0.0
+                for m in range(J):
+                    eta[i, m] += beta[j, m] * x
+
+
+@numba.njit(cache=True, nogil=True)
+def _mean_kernel(M, var, kind, param, ptr, beta, family, out):
+    """Predicted mean (probability for binomial) of every simulated person; not for multinomial."""
+    n = M.shape[1]
+    eta = np.empty((n, 1))
+    _linpred(M, var, kind, param, ptr, beta, eta)
+    for i in range(n):
+        e = eta[i, 0]
+        if family == 0:
+            out[i] = 1.0 / (1.0 + math.exp(-e))
+        elif family == 4:
+            out[i] = math.exp(e)
+        else:
+            out[i] = e
+
+
+@numba.njit(cache=True, nogil=True)
+def _draw_kernel(M, var, kind, param, ptr, beta, family, scale, lo, hi, absorbing, levels, out_row, r):
+    """Draw the response of one model for every simulated person into ``M[out_row]``.
+
+    ``r`` holds the person's random number: a uniform for binomial,
+    truncated normal, poisson and multinomial draws, a standard normal for
+    gaussian and bounded normal ones.
+    """
+    n = M.shape[1]
+    J = beta.shape[1]
+    eta = np.empty((n, J))
+    _linpred(M, var, kind, param, ptr, beta, eta)
+    out = M[out_row]
+    for i in range(n):
+        if absorbing and out[i] == 1.0:
+            continue
+        if family == 5:
+            # baseline-category logit: level 0 has linear predictor 0
+            mx = 0.0
+            for m in range(J):
+                if eta[i, m] > mx:
+                    mx = eta[i, m]
+            tot = math.exp(-mx)
+            for m in range(J):
+                tot += math.exp(eta[i, m] - mx)
+            c = math.exp(-mx) / tot
+            k = 0
+            while k < J and r[i] > c:
+                c += math.exp(eta[i, k] - mx) / tot
+                k += 1
+            out[i] = levels[k]
+            continue
+        e = eta[i, 0]
+        if family == 0:
+            out[i] = 1.0 if r[i] < 1.0 / (1.0 + math.exp(-e)) else 0.0
+        elif family == 1:
+            out[i] = e + scale * r[i]
+        elif family == 2:
+            out[i] = _truncnorm(e, scale, lo, hi, r[i])
+        elif family == 3:
+            v = e + scale * r[i]
+            out[i] = lo if v < lo else (hi if v > hi else v)
+        else:
+            out[i] = _poisson_inv(math.exp(e), r[i])
+
+
+@numba.njit(cache=True, nogil=True)
+def _sum(x):
+    s = 0.0
+    for i in range(x.shape[0]):
+        s += x[i]
+    return s
+
+
+@numba.njit(cache=True, nogil=True)
+def _weighted_sums(M, rows, w, out):
+    """``out[j] += sum_i w[i] * M[rows[j], i]`` (no BLAS: its threads stall on busy machines)."""
+    for j in range(rows.shape[0]):
+        s = 0.0
+        x = M[rows[j]]
+        for i in range(M.shape[1]):
+            s += w[i] * x[i]
+        out[j] += s
+
+
+@numba.njit(cache=True, nogil=True)
+def _hazard_step(surv, cif, h, d, use_d):
+    """One interval of the running products: ``cif += S (1-d) h``, ``S *= (1-d)(1-h)``.
+
+    Returns (sum of S before the step, sum of cif, sum of cif^2, sum of S after).
+    """
+    s0 = 0.0
+    c1 = 0.0
+    c2 = 0.0
+    s1 = 0.0
+    for i in range(surv.shape[0]):
+        s = surv[i]
+        s0 += s
+        keep = 1.0 - d[i] if use_d else 1.0
+        cif[i] += s * keep * h[i]
+        s = s * keep * (1.0 - h[i])
+        surv[i] = s
+        c1 += cif[i]
+        c2 += cif[i] * cif[i]
+        s1 += s
+    return s0, c1, c2, s1
+
+
+# -- the numpy reference path ------------------------------------------------------------------
+
+
+def _ndtri_np(p: np.ndarray) -> np.ndarray:
+    from scipy.special import ndtri
+
+    return ndtri(p)
+
+
+def _ndtr_np(x: np.ndarray) -> np.ndarray:
+    from scipy.special import ndtr
+
+    return ndtr(x)
+
+
+def draw_numpy(family: int, mu: np.ndarray, r: np.ndarray, scale: float, lo: float, hi: float,
+               levels: np.ndarray) -> np.ndarray:
+    """Draw from predicted means (``(n, J)`` probabilities for multinomial) with the given random numbers."""
+    if family == BINOMIAL:
+        return (r < mu).astype(float)
+    if family == GAUSSIAN:
+        return mu + scale * r
+    if family == BOUNDED:
+        return np.clip(mu + scale * r, lo, hi)
+    if family == TRUNCATED:
+        a, b = (lo - mu) / scale, (hi - mu) / scale
+        upper = a > 0
+        pa = np.where(upper, _ndtr_np(-b), _ndtr_np(a))
+        pb = np.where(upper, _ndtr_np(-a), _ndtr_np(b))
+        x = _ndtri_np(pa + r * (pb - pa))
+        return np.clip(mu + scale * np.where(upper, -x, x), lo, hi)
+    if family == POISSON:
+        out = np.zeros(len(mu))
+        big = mu > _POISSON_NORMAL_ABOVE
+        out[big] = np.maximum(0.0, np.floor(mu[big] + np.sqrt(mu[big]) * _ndtri_np(r[big]) + 0.5))
+        small = ~big
+        m, u = mu[small], r[small]
+        k = np.zeros(len(m))
+        p = np.exp(-m)
+        c = p.copy()
+        go = u > c
+        while go.any():
+            k[go] += 1.0
+            p[go] = p[go] * m[go] / k[go]
+            c[go] += p[go]
+            go = go & (u > c) & (k < 10000.0)
+        out[small] = k
+        return out
+    # multinomial: invert the cumulative probabilities
+    cum = np.cumsum(mu, axis=1)
+    idx = (r[:, None] > cum[:, :-1]).sum(axis=1)
+    return np.asarray(levels)[idx]
+
+
+# -- compiled models -------------------------------------------------------------------------
+
+
+@dataclass
+class CompiledModel:
+    """One fitted model laid out over the rows of the time slice ``M``."""
+
+    fitted: Any
+    out_row: int  # row of M the response is written to (-1 for hazards)
+    var: np.ndarray
+    kind: np.ndarray
+    param: np.ndarray
+    ptr: np.ndarray
+    beta: np.ndarray  # (p, m), C-contiguous
+    family: int
+    scale: float
+    lo: float
+    hi: float
+    absorbing: bool
+    levels: np.ndarray
+    normal_draw: bool  # True when the random number is a standard normal
+    rows_of: dict = field(default_factory=dict)  # variable -> row of M (for the numpy path)
+
+    @classmethod
+    def build(cls, fitted, positions: dict[str, int], out_row: int = -1) -> CompiledModel:
+        fam = FAMILY_CODE[fitted.family]
+        rec = fitted.recipe
+        beta = np.asarray(fitted.params, dtype=float)
+        beta = np.ascontiguousarray(beta.reshape(len(rec.names), -1))
+        lo, hi = fitted.bounds if fitted.bounds is not None else (-np.inf, np.inf)
+        levels = np.asarray(fitted.levels if fitted.levels is not None else [0.0], dtype=float)
+        return cls(fitted=fitted, out_row=out_row, var=rec.remap(positions), kind=rec.fac_kind.astype(np.int64),
+                   param=rec.fac_param.astype(float), ptr=rec.term_ptr.astype(np.int64), beta=beta, family=fam,
+                   scale=float(fitted.scale), lo=float(lo), hi=float(hi), absorbing=bool(fitted.absorbing),
+                   levels=levels, normal_draw=fam in (GAUSSIAN, BOUNDED),
+                   rows_of={v: positions[v] for v in rec.variables})
+
+    @property
+    def uses_python(self) -> bool:
+        return self.fitted.learner is not None
+
+    def _numpy_mean(self, M: np.ndarray) -> np.ndarray:
+        X = self.fitted.design({v: M[r] for v, r in self.rows_of.items()}) if self.rows_of else \
+            np.ones((M.shape[1], 1))
+        return np.asarray(self.fitted.predict_design(X), dtype=float)
+
+    def mean(self, M: np.ndarray, engine: str, out: np.ndarray | None = None) -> np.ndarray:
+        """Predicted mean of the response for every simulated person."""
+        if engine == "numpy" or self.uses_python:
+            return self._numpy_mean(M)
+        out = np.empty(M.shape[1]) if out is None else out
+        _mean_kernel(M, self.var, self.kind, self.param, self.ptr, self.beta, self.family, out)
+        return out
+
+    def draw(self, M: np.ndarray, r: np.ndarray, engine: str) -> None:
+        """Draw the response into ``M[out_row]`` (in place)."""
+        if engine == "numpy" or self.uses_python:
+            mu = self._numpy_mean(M)
+            new = draw_numpy(self.family, mu, r, self.scale, self.lo, self.hi, self.levels)
+            if self.absorbing:
+                new = np.where(M[self.out_row] == 1.0, 1.0, new)
+            M[self.out_row] = new
+            return
+        _draw_kernel(M, self.var, self.kind, self.param, self.ptr, self.beta, self.family, self.scale, self.lo,
+                     self.hi, self.absorbing, self.levels, self.out_row, r)
+
+
+# -- the simulation plan and loop ----------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """Everything the loop needs, fixed before any regime is simulated."""
+
+    columns: list[str]
+    positions: dict[str, int]
+    time_row: int
+    treatment_row: int
+    covariates: list[CompiledModel]  # in simulation order
+    treatment: CompiledModel | None
+    outcome: CompiledModel
+    competing: CompiledModel | None
+    features: list  # every history feature the simulation needs, inner first
+    start_features: list  # features known at the start of an interval
+    features_after: dict[str, list]  # root column -> features computed once it is set
+    state_columns: list[str]  # columns a regime may read (known before treatment)
+    outcome_type: str  # "survival", "binary", "continuous"
+    tracked: list[str]  # columns whose simulated means by time are recorded
+    n_uniform: int
+    n_normal: int
+
+
+@dataclass
+class Accumulator:
+    """Running sums over simulated persons (all blocks) for one regime."""
+
+    T: int
+    tracked: list[str]
+    n: float = 0.0
+    risk_sum: np.ndarray = None
+    risk_sq: np.ndarray = None
+    surv_sum: np.ndarray = None
+    cov_wsum: np.ndarray = None  # (T, n_tracked) sums of S_{t-1} * x
+    cov_w: np.ndarray = None  # (T,) sums of S_{t-1}
+    mean_sum: float = 0.0
+    mean_sq: float = 0.0
+    kept: list = field(default_factory=list)
+
+    def __post_init__(self):
+        T, k = self.T, len(self.tracked)
+        self.risk_sum, self.risk_sq, self.surv_sum = np.zeros(T), np.zeros(T), np.zeros(T)
+        self.cov_wsum, self.cov_w = np.zeros((T, k)), np.zeros(T)
+
+
+def _feature_value(f, state: np.ndarray, M: np.ndarray, positions: dict[str, int], t: int) -> np.ndarray:
+    src = None if f.kind == "lag" else M[positions[f.source_name]]
+    return f.value(state, src, t)
+
+
+def simulate_block(plan: Plan, regime, M: np.ndarray, states: dict[str, np.ndarray], previous: np.ndarray,
+                   t_start: int, t_end: int, observed_first: bool, rng: np.random.Generator, engine: str,
+                   acc: Accumulator, keep: bool = False, t_offset: int = 0) -> None:
+    """Simulate one block of persons under one regime over intervals ``t_start .. t_end - 1``.
+
+    ``M`` holds the persons' last known time slice (their observed first
+    interval when ``observed_first``) and is updated in place; ``states`` the
+    history state after interval ``t_start - 1``; ``previous`` the treatment
+    in interval ``t_start - 1``. Results are added to ``acc`` at index
+    ``t - t_offset``.
+    """
+    n = M.shape[1]
+    pos = plan.positions
+    a_row = plan.treatment_row
+    surv = np.ones(n)  # P(event-free through t-1 | simulated path)
+    cif = np.zeros(n)
+    haz = np.empty(n)
+    comp = np.empty(n)
+    tracked_rows = np.array([pos[c] for c in plan.tracked], dtype=np.int64)
+    acc.n += n
+    for t in range(t_start, t_end):
+        U = rng.random((plan.n_uniform + 1, n))  # last row: the treatment's uniform
+        Z = rng.standard_normal((plan.n_normal, n)) if plan.n_normal else None
+        M[plan.time_row] = float(t)
+        for f in plan.start_features:
+            M[pos[f.name]] = _feature_value(f, states[f.name], M, pos, t)
+        first = observed_first and t == t_start
+        iu = iz = 0
+        for cm in plan.covariates:
+            if cm.normal_draw:
+                r = Z[iz]
+                iz += 1
+            else:
+                r = U[iu]
+                iu += 1
+            if not first:
+                cm.draw(M, r, engine)
+            for f in plan.features_after.get(cm.fitted.response, ()):
+                M[pos[f.name]] = _feature_value(f, states[f.name], M, pos, t)
+        u_a = U[plan.n_uniform]
+        if first:
+            natural = M[a_row].copy()  # the observed treatment of the first interval
+        elif regime.needs_natural:
+            if plan.treatment is None:
+                raise ValueError(f"regime {regime.name!r} needs the natural-course treatment: give treatment_model")
+            natural = (u_a < plan.treatment.mean(M, engine)).astype(float)
+        else:
+            natural = None
+        state = State(t=np.full(n, t), columns={c: M[pos[c]] for c in plan.state_columns}, previous=previous,
+                      natural=natural, uniform=u_a)
+        a = np.asarray(regime(state), dtype=float)
+        if a.shape != (n,):
+            a = np.broadcast_to(a, (n,))
+        M[a_row] = a
+        previous = M[a_row].copy()
+        for f in plan.features_after.get(plan.columns[a_row], ()):
+            M[pos[f.name]] = _feature_value(f, states[f.name], M, pos, t)
+        k = t - t_offset
+        # covariate means among those still event-free at the start of the interval
+        acc.cov_w[k] += _sum(surv)
+        _weighted_sums(M, tracked_rows, surv, acc.cov_wsum[k])
+        if plan.outcome_type == "survival":
+            h = plan.outcome.mean(M, engine, haz)
+            d = plan.competing.mean(M, engine, comp) if plan.competing is not None else haz
+            _, c1, c2, s1 = _hazard_step(surv, cif, h, d, plan.competing is not None)
+            acc.risk_sum[k] += c1
+            acc.risk_sq[k] += c2
+            acc.surv_sum[k] += s1
+        elif t == t_end - 1:
+            y = plan.outcome.mean(M, engine, haz)
+            acc.mean_sum += _sum(y)
+            acc.mean_sq += _sum(y * y)
+        if keep:
+            rec = {c: M[pos[c]].copy() for c in plan.columns}
+            rec["_t"] = np.full(n, t)
+            if plan.outcome_type == "survival":
+                rec["hazard"], rec["risk"] = h.copy(), cif.copy()
+            elif t == t_end - 1:
+                rec["predicted_outcome"] = y.copy()
+            acc.kept.append(rec)
+        for f in plan.features:
+            f.update(states[f.name], M[pos[f.source_name]], t)

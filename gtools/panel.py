@@ -190,19 +190,18 @@ def validate_long(
             continue
         for c in cols:
             s = data[c]
-            if pd.api.types.is_bool_dtype(s):
-                data[c] = s.astype(float)
-                continue
-            if pd.api.types.is_numeric_dtype(s):
-                data[c] = s.astype(float)
-                continue
-            conv = pd.to_numeric(s, errors="coerce")
-            bad = (conv.isna() & s.notna()).to_numpy()
+            if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
+                conv = s.astype(float)
+            else:
+                conv = pd.to_numeric(s, errors="coerce").astype(float)
+            # text that is not a number, and +-inf (e.g. log of 0), are not usable numbers
+            bad = ((conv.isna() & s.notna()) | np.isinf(conv)).to_numpy()
             if bad.any():
                 col.add("non_numeric", c, int(bad.sum()), examples(bad),
                         detail=f"e.g. {s[bad].iloc[0]!r}")
                 non_numeric[c] = bad
-            data[c] = conv.astype(float)
+                conv[bad] = np.nan
+            data[c] = conv
 
     # fill rules for time-varying covariates, then missing values
     fill_rules = _fill_rules(fill, covariates)
@@ -602,11 +601,13 @@ class PersonTime:
         for c in num_cols:
             s = rec[c]
             conv = pd.to_numeric(s, errors="coerce") if not pd.api.types.is_numeric_dtype(s) else s
-            bad = (conv.isna() & s.notna()).to_numpy()
+            conv = conv.astype(float)
+            bad = ((conv.isna() & s.notna()) | np.isinf(conv)).to_numpy()  # text, or +-inf
             if bad.any():
                 col.add("non_numeric", c, int(bad.sum()), examples(bad))
                 non_numeric[c] = bad
-            rec[c] = conv.astype(float)
+                conv[bad] = np.nan
+            rec[c] = conv
         for c in [id, start, stop] + _as_list(treatment) + baseline + _as_list(event) + _as_list(censor):
             bad = rec[c].isna().to_numpy()
             if c in non_numeric:

@@ -198,6 +198,11 @@ def threshold(
     When the condition does not hold the person receives ``otherwise``: 0 by
     default (untreated), or ``"natural"`` for the treatment they would take
     under the natural course.
+
+    ``absorbing`` reads the previous treatment (``state.previous == 1``), not
+    a memory of the condition: with ``otherwise="natural"`` a person who
+    started treatment under the natural course stays on it too ("start at
+    the latest when the condition holds, never stop").
     """
     return _Threshold(col, op, value, absorbing, otherwise, name)
 

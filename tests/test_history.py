@@ -87,7 +87,7 @@ def _step(feature: Feature, df: pd.DataFrame) -> np.ndarray:
 
 
 @pytest.mark.parametrize("feature", FEATURES, ids=[f.name for f in FEATURES])
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(df=panels())
 def test_step_rule_reproduces_vectorised_compute_exactly(feature, df):
     vec = feature.compute(df, "id", "t").to_numpy()

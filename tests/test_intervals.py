@@ -223,6 +223,13 @@ def test_non_numeric_stop_is_reported_once():
         ("non_numeric", "stop", 1, [(1, 2)])]
 
 
+def test_infinite_stop_is_reported_as_non_numeric():
+    rec = _records([(1, 0, 2, 0, 1.0, 9, 0, 0), (1, 2, np.inf, 0, 1.0, 9, 0, 0)])
+    problems = _problems(rec)
+    assert [(p.check, p.column, p.n_rows, p.examples) for p in problems] == [
+        ("non_numeric", "stop", 1, [(1, 2)])]
+
+
 def test_missing_declared_column_and_empty_table_raise_data_error():
     rec = _records([(1, 0, 2, 0, 1.0, 9, 0, 0)])
     (p,) = _problems(rec.drop(columns=["E"]))

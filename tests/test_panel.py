@@ -239,6 +239,15 @@ def test_non_numeric_values_are_not_also_reported_as_missing(long_df, long_roles
     assert [(p.check, p.column, p.n_rows) for p in problems] == [("non_numeric", "A", 1)]
 
 
+def test_infinite_values_are_reported_as_non_numeric(long_df, long_roles):
+    df = long_df.copy()
+    df.loc[[2, 6], "L"] = [np.inf, -np.inf]  # e.g. log(0) of a lab value
+    problems = _problems(df, **long_roles)
+    assert [(p.check, p.column, p.n_rows, p.examples) for p in problems] == [
+        ("non_numeric", "L", 2, [(1, 14), (3, 7)])]
+    assert "inf" in problems[0].message
+
+
 def test_numeric_strings_are_accepted(long_df, long_roles):
     df = long_df.copy()
     df["L"] = df["L"].astype(str)

@@ -110,6 +110,14 @@ def test_threshold_otherwise_natural_uses_the_natural_course(state, panel_state)
         r(no_nat)
 
 
+def test_threshold_absorbing_with_natural_otherwise_never_stops_treatment(state):
+    r = threshold("L", ">", 6, absorbing=True, otherwise="natural")
+    # L > 6: person 4; previously treated: persons 2, 3; otherwise natural (1, 0, 0, 1)
+    assert _eq(r(state), [1, 1, 1, 1])
+    s2 = State(t=state.t, columns=state.columns, previous=np.zeros(4), natural=np.zeros(4))
+    assert _eq(r(s2), [0, 0, 0, 1])
+
+
 def test_threshold_rejects_an_unknown_operator():
     with pytest.raises(ValueError, match="operator"):
         threshold("L", "=>", 4)

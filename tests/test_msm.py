@@ -86,9 +86,9 @@ def simulate_two_interval(n: int, seed: int) -> gt.PersonTime:
     """L1 is affected by A0 and confounds A1: E[Y^{a0,a1}] = 0.2 a0 + 1.0 a1 (L0 centred)."""
     rng = np.random.default_rng(seed)
     L0 = rng.normal(size=n)
-    A0 = (rng.random(n) < expit(-0.2 + 1.0 * L0)).astype(float)
+    A0 = (rng.random(n) < expit(-0.2 + 0.6 * L0)).astype(float)
     L1 = 0.5 * L0 - 0.8 * A0 + rng.normal(size=n)
-    A1 = (rng.random(n) < expit(-0.2 + 1.0 * L1 + 0.5 * A0)).astype(float)
+    A1 = (rng.random(n) < expit(-0.2 + 0.6 * L1 + 0.5 * A0)).astype(float)
     Y = L0 + L1 + A0 + A1 + rng.normal(size=n)
     d = pd.DataFrame({"id": np.repeat(np.arange(n), 2), "time": np.tile([0, 1], n),
                       "L": np.column_stack([L0, L1]).ravel(), "A": np.column_stack([A0, A1]).ravel(),

@@ -419,7 +419,7 @@ def _observed_risk(res: GFormulaResult):
     keep = w > 0
     T = res.T
     total = pt.competing is not None and res.spec.competing == "total"
-    if not total:
+    if not total and res.models.get("censor") is None:
         from lifelines import KaplanMeierFitter
 
         event = (y == 1) & ~cens & ~comp
@@ -431,11 +431,12 @@ def _observed_risk(res: GFormulaResult):
         risk = 1 - sf[1:T + 1]
         lo, hi = 1 - ci[1:T + 1, 1], 1 - ci[1:T + 1, 0]
         return risk, lo, hi
-    # discrete-time Aalen–Johansen: competing event before the outcome within an interval
+    # discrete-time Aalen–Johansen (competing event before the outcome within an interval), with
+    # inverse probability of censoring weights when a censoring model was fitted
     tt = d[pt.time].to_numpy()
-    rw = pt.row_weights()
+    rw = pt.row_weights() * _ipcw(res, through_current=True)
     c_all = d[pt.censor].to_numpy() == 1 if pt.censor else np.zeros(len(d), dtype=bool)
-    dcomp = d[pt.competing].to_numpy() == 1
+    dcomp = (d[pt.competing].to_numpy() == 1) if (pt.competing and total) else np.zeros(len(d), dtype=bool)
     yy = np.nan_to_num(d[pt.outcome].to_numpy(dtype=float)) == 1
     S, cif, out, var = 1.0, 0.0, [], []
     for t in range(T):
@@ -448,11 +449,25 @@ def _observed_risk(res: GFormulaResult):
         cif += S * (1 - dk) * hk
         S *= (1 - dk) * (1 - hk)
         out.append(cif)
-        # binomial approximation for the band (Aalen–Johansen variance is not needed for flagging precision)
-        var.append(cif * (1 - cif) / max(n_r, 1.0))
+        # binomial approximation for the band: enough to flag gross discrepancies
+        var.append(cif * (1 - cif) / max(pt.row_weights()[r].sum(), 1.0))
     risk = np.array(out)
     se = np.sqrt(np.array(var))
     return risk, risk - 1.96 * se, risk + 1.96 * se
+
+
+def _ipcw(res: GFormulaResult, through_current: bool) -> np.ndarray:
+    """1 / P(uncensored through t (or t-1)) per row from the censoring model; ones without one."""
+    pt = res.pt
+    cm = res.models.get("censor")
+    if cm is None:
+        return np.ones(pt.n_rows)
+    p = np.nan_to_num(cm.predict(pt))
+    logs = np.log(np.clip(1.0 - p, 1e-12, 1.0))
+    cs = pd.Series(logs).groupby(pt.person_index).cumsum().to_numpy()
+    if not through_current:
+        cs = cs - logs
+    return np.exp(-cs)
 
 
 def _natural_course_table(res: GFormulaResult, sim_risk, sim_cov: pd.DataFrame) -> NaturalCourse:
@@ -471,15 +486,7 @@ def _natural_course_table(res: GFormulaResult, sim_risk, sim_cov: pd.DataFrame) 
                                    "flagged": (sim_risk < lo - 1e-12) | (sim_risk > hi + 1e-12)}))
     tt = d[pt.time].to_numpy()
     w = pt.row_weights().astype(float)
-    cm = res.models.get("censor")
-    if cm is not None:
-        # weight row t by 1 / P(uncensored through t-1 | history), within person
-        p = cm.predict(pt)
-        surv = 1.0 - np.nan_to_num(p)
-        codes = pt.person_index
-        logs = np.log(np.clip(surv, 1e-12, 1.0))
-        cs = pd.Series(logs).groupby(codes).cumsum().to_numpy() - logs
-        w = w * np.exp(-cs)
+    w = w * _ipcw(res, through_current=False)
     for c in sim_cov.columns:
         x = d[c].to_numpy(dtype=float)
         obs_m, obs_sd = np.full(T, np.nan), np.full(T, np.nan)

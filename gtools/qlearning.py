@@ -216,6 +216,63 @@ def _q_design(pt, formula: str, treatment: str) -> _QDesign:
     return out
 
 
+def _stage_formula(formula: str, data: pd.DataFrame, rows: np.ndarray, cache: dict | None = None) -> str:
+    """The formula restricted to one stage's rows: constant variables are folded away.
+
+    A variable constant on the stage's rows (the time column at a single
+    stage, a lag at the first stage) makes a term either identically 0 (the
+    term is dropped) or a rescaled version of the term without that variable
+    (which replaces it); duplicates and the empty term (the intercept) are
+    removed. The column space at that stage is unchanged, so the fit is the
+    same but identified.
+    """
+    key = ("qlearning-stage-formula", formula, len(rows), int(rows[0]) if len(rows) else -1,
+           int(rows.sum()) if len(rows) else 0)
+    if cache is not None and key in cache:
+        return cache[key]
+    out = _fold_constants(formula, data, rows)
+    if cache is not None:
+        cache[key] = out
+    return out
+
+
+def _fold_constants(formula: str, data: pd.DataFrame, rows: np.ndarray) -> str:
+    lhs, intercept, terms = parse_formula(formula)
+    const: dict[str, float] = {}
+    for t in terms:
+        for f in t:
+            if f.var in const or f.var not in data.columns:
+                continue
+            col = data[f.var].to_numpy()
+            v = col[rows].astype(float) if np.issubdtype(col.dtype, np.number) else \
+                pd.to_numeric(pd.Series(col[rows]), errors="coerce").to_numpy(dtype=float)
+            if len(v) and not np.isnan(v).any() and np.all(v == v[0]):
+                const[f.var] = float(v[0])
+    if not const:
+        return formula
+    kept: list[str] = []
+    for t in terms:
+        factors, zero = [], False
+        for f in t:
+            if f.var in const:
+                c = const[f.var]
+                if f.kind == "cat":
+                    continue  # C(x) with a single level: only its reference level exists here
+                if c == 0:
+                    zero = True
+                continue
+            factors.append(f.label())
+        if zero or not factors:
+            continue
+        label = ":".join(factors)
+        if label not in kept:
+            kept.append(label)
+    rhs = " + ".join(kept) if kept else "1"
+    if not intercept:
+        rhs += " - 1"
+    return f"{lhs} ~ {rhs}" if lhs else rhs
+
+
 def _wls(X: np.ndarray, y: np.ndarray, w: np.ndarray, label: str) -> np.ndarray:
     Xw = X * w[:, None]
     A = Xw.T @ X
@@ -456,7 +513,8 @@ class QLearning:
         stages: list[_Stage] = []
         for k in range(K):
             rows = np.flatnonzero(pos == k)
-            formula = self._for_stage(self.q_model, k, labels[k], keys[k], "q_model")
+            formula = _stage_formula(self._for_stage(self.q_model, k, labels[k], keys[k], "q_model"), d, rows,
+                                     pt._cache)
             des = _q_design(pt, formula, pt.treatment)
             bad = des.bad[rows] & (fw_row[rows] > 0)
             if bad.any():
@@ -476,6 +534,10 @@ class QLearning:
             for st in stages:
                 spec = self._for_stage(self.treatment_model, st.index, st.label, keys[st.index], "treatment_model")
                 model = Model(spec, family="binomial") if isinstance(spec, str) else spec
+                reduced = _stage_formula(model.formula, d, st.rows, pt._cache)
+                if reduced != model.formula:
+                    model = Model(reduced, family=model.family, bounds=model.bounds, learner=model.learner,
+                                  name=model.name or f"treatment model at stage {st.label}")
                 if model.response != pt.treatment:
                     raise ValueError(f"treatment model {model.formula!r} must have the treatment "
                                      f"{pt.treatment!r} as its response")
@@ -560,7 +622,7 @@ def _stagewise_cov(st: _Stage) -> np.ndarray:
     HW = st.w[:, None] * X
     U = resid[:, None] * HW
     M = -(HW * fw[:, None]).T @ X / N
-    inf = np.linalg.solve(M, U.T).T
+    inf = (np.linalg.pinv(M) @ U.T).T
     mean = (fw[:, None] * inf).sum(axis=0) / N
     dev = inf - mean
     V = (dev * fw[:, None]).T @ dev / (N - 1)
@@ -910,7 +972,9 @@ class DTRResult:
                 if np.isfinite(v):
                     vals["value[optimal,ipw]"] = v
                 if self.spec.regimes:
-                    tab = self.compare(self.spec.regimes)
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", FitWarning)
+                        tab = self.compare(self.spec.regimes)
                     for name in list(self.spec.regimes):
                         if np.isfinite(tab.loc[name, "value"]):
                             vals[f"value[{name},ipw]"] = float(tab.loc[name, "value"])

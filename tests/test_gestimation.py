@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from _peers import PEERS
 
 import gtools as gt
 from gtools.datasets import ONCOLOGY_QOL_TRUE_BLIP, oncology_qol
 from gtools.gestimation import _estimating_rows, _jacobian
 
-GESTTOOLS = Path("/work/shared/peers/gesttools")
+GESTTOOLS = PEERS / "gesttools"
 TRUTH = np.array([ONCOLOGY_QOL_TRUE_BLIP["treat"], ONCOLOGY_QOL_TRUE_BLIP["treat:marker"]])  # (-1, 1)
 BLIP = "treat + treat:marker"
 RIGHT_TREATMENT = "treat ~ marker + ecog + lag1_treat + month"

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 import pytest
+from _peers import PEERS
 
 import gtools as gt
 from gtools.errors import DataError, FitWarning
@@ -18,7 +18,7 @@ from gtools.qlearning import DTRResult, QLearning, m_out_of_n, m_out_of_n_ci
 # bias): a handful of rows get P(A = 1 | H) > 0.99 and gtools says so; those warnings are expected here
 pytestmark = pytest.mark.filterwarnings("ignore:positivity:gtools.errors.FitWarning")
 
-DTRREG_CSV = Path("/work/shared/peers/DTRreg/twoStageCont.csv")
+DTRREG_CSV = PEERS / "DTRreg" / "twoStageCont.csv"
 
 
 # -- DTRreg's twoStageCont ----------------------------------------------------------------

@@ -44,7 +44,7 @@ class GFormulaResult:
     """
 
     def __init__(self, spec, pt, plan: E.Plan, fitted: dict, regimes: dict, accumulators: dict,
-                 M0: np.ndarray, seed_sim, keep_name: str | None):
+                 M0, seed_sim, keep_name: str | None):
         self.spec, self.pt, self.plan = spec, pt, plan
         self.models = fitted
         self.regimes = regimes
@@ -286,7 +286,8 @@ class GFormulaResult:
                     m = acc.mean_sum / n
                     res[name] = [m]
                     se[name] = [np.sqrt(max(acc.mean_sq / n - m ** 2, 0) / max(n - 1, 1))]
-            times = tv[t_star + 1: h_end + 1] if self.outcome_type == "survival" else tv[h_end: h_end + 1]
+            tv_orig = np.asarray(pt.time_values)
+            times = tv_orig[t_star + 1: h_end + 1] if self.outcome_type == "survival" else tv_orig[h_end: h_end + 1]
             idx = pd.MultiIndex.from_arrays([[pid] * len(times), times], names=[pt.id, pt.time])
             rows_out.append(pd.DataFrame(res, index=idx))
             se_out.append(pd.DataFrame(se, index=idx))

@@ -370,7 +370,7 @@ class GFormula:
             outcome_type=pt.outcome_type, tracked=cov_names + [a], n_uniform=n_u, n_normal=n_z,
         )
 
-    def _baseline(self, pt, plan: E.Plan, rng: np.random.Generator) -> np.ndarray:
+    def _baseline(self, pt, plan: E.Plan, rng: np.random.Generator) -> Baseline:
         """The time slice of ``n_samples`` persons resampled (weights ∝ row weights) from the first interval."""
         key = ("gformula_first", tuple(plan.columns))
         if key not in pt._cache:
@@ -390,7 +390,22 @@ class GFormula:
             raise ValueError(f"n_samples must be positive, got {self.n_samples!r}")
         cw = np.cumsum(w)
         idx = np.minimum(np.searchsorted(cw, rng.random(n) * cw[-1], side="right"), len(first) - 1)
-        return np.ascontiguousarray(M[:, idx])
+        return Baseline(M, idx)
+
+
+class Baseline:
+    """Resampled baseline: the first-interval slice of every person and the resampled indices.
+
+    Blocks of simulated persons are gathered from it one at a time, so memory does not grow with
+    ``n_samples``.
+    """
+
+    def __init__(self, M: np.ndarray, idx: np.ndarray):
+        self.M, self.idx = M, idx
+        self.shape = (M.shape[0], len(idx))
+
+    def block(self, sl: slice) -> np.ndarray:
+        return np.ascontiguousarray(self.M[:, self.idx[sl]])
 
 
 def plan_feature_names(plan: E.Plan) -> set[str]:
@@ -421,7 +436,7 @@ def _order_message(m, bad, cov_names, a, feats) -> str:
             "only what is known before its response is drawn")
 
 
-def run_population(plan: E.Plan, regime, M0: np.ndarray, T: int, ss: np.random.SeedSequence, engine: str,
+def run_population(plan: E.Plan, regime, M0: Baseline, T: int, ss: np.random.SeedSequence, engine: str,
                    keep: bool = False) -> E.Accumulator:
     """Simulate every block of the baseline slice ``M0`` under one regime (common random numbers)."""
     n = M0.shape[1]
@@ -430,7 +445,7 @@ def run_population(plan: E.Plan, regime, M0: np.ndarray, T: int, ss: np.random.S
     acc = E.Accumulator(T, plan.tracked)
     for b, child in enumerate(children):
         sl = slice(b * E.BLOCK, min(n, (b + 1) * E.BLOCK))
-        M = M0[:, sl].copy()
+        M = M0.block(sl)
         nb = M.shape[1]
         states = {f.name: f.init(nb) for f in plan.features}
         E.simulate_block(plan, regime, M, states, np.zeros(nb), 0, T, True, np.random.default_rng(child), engine,

@@ -9,10 +9,10 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
+from test_weights import simulate_feedback
 
 import gtools as gt
 from gtools.datasets import sepsis as S
-from tests.test_weights import simulate_feedback
 
 matplotlib.use("Agg")
 

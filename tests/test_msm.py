@@ -177,7 +177,7 @@ def test_iptw_ipcw_risk_at_last_interval_within_2p5_se_of_truth_biased_without_c
 
 def test_risk_uses_treatment_history_computed_under_the_regime():
     # cumsum_A and lag1_A in the MSM are recomputed under the regime, with baseline W standardised
-    from tests.test_weights import simulate_feedback
+    from test_weights import simulate_feedback
 
     pt = simulate_feedback(1500, 4)
     msm = gt.MSM("Y ~ cumsum_A + lag1_A + W + time", weights=gt.IPTW("A ~ L + lag1_A + W + time")).fit(pt)
@@ -199,7 +199,7 @@ def test_risk_uses_treatment_history_computed_under_the_regime():
 
 
 def test_dynamic_regime_in_msm_risk_points_to_clone_censor_weight():
-    from tests.test_weights import simulate_feedback
+    from test_weights import simulate_feedback
 
     pt = simulate_feedback(500, 4)
     msm = gt.MSM("Y ~ cumsum_A + time", weights=gt.IPTW("A ~ L + lag1_A + W + time")).fit(pt)
@@ -208,7 +208,7 @@ def test_dynamic_regime_in_msm_risk_points_to_clone_censor_weight():
 
 
 def test_time_varying_covariate_in_msm_raises_when_standardising():
-    from tests.test_weights import simulate_feedback
+    from test_weights import simulate_feedback
 
     pt = simulate_feedback(500, 4)
     msm = gt.MSM("Y ~ A + L", weights=None).fit(pt)
@@ -217,7 +217,7 @@ def test_time_varying_covariate_in_msm_raises_when_standardising():
 
 
 def test_estimates_summary_and_plot():
-    from tests.test_weights import simulate_feedback
+    from test_weights import simulate_feedback
 
     pt = simulate_feedback(800, 6)
     msm = gt.MSM("Y ~ cumsum_A + C(time)", weights=gt.IPTW("A ~ L + lag1_A + W + time"), regimes=REGIMES).fit(pt)

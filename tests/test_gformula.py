@@ -7,11 +7,12 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from _peers import PEERS
 
 import gtools as gt
 from gtools.datasets import sepsis as S
 
-PYGF_DATA = "/work/shared/peers/pygformula/example_data_basicdata_nocomp.csv.gz"
+PYGF_DATA = PEERS / "pygformula" / "example_data_basicdata_nocomp.csv.gz"
 
 
 def _expit(x):

@@ -33,7 +33,17 @@ import numpy as np
 import pandas as pd
 
 from gtools.errors import DataError, FitWarning, Problem
-from gtools.formula import Recipe, build_recipe, parse_formula
+from gtools.formula import Recipe, build_recipe
+from gtools.formula import parse_formula as _parse_uncached
+
+_parse_cache: dict[str, Any] = {}
+
+
+def parse_formula(formula: str):
+    """Parsed formula, cached (specifications are re-fitted many times in a bootstrap)."""
+    if formula not in _parse_cache:
+        _parse_cache[formula] = _parse_uncached(formula)
+    return _parse_cache[formula]
 
 __all__ = ["Model", "FittedModel", "Design", "check_positivity", "irls"]
 
@@ -341,12 +351,13 @@ def _fit_arrays(model: Model, fam: str, recipe: Recipe, X, y, w, warn=True) -> F
 
 
 def _check_rank(X, names, label):
+    """Warn when the design is singular: smallest eigenvalue of the column-scaled X'X ~ 0."""
     if X.shape[0] == 0:
         return
-    scale = np.maximum(np.abs(X).max(axis=0), 1e-300)
-    Xs = X / scale
-    ev = np.linalg.eigvalsh(Xs.T @ Xs)
-    if ev[0] <= ev[-1] * 1e-13 or X.shape[0] < X.shape[1]:
+    G = X.T @ X
+    d = np.sqrt(np.maximum(np.diag(G), 1e-300))
+    ev = np.linalg.eigvalsh(G / np.outer(d, d))
+    if ev[0] <= 1e-11 or X.shape[0] < X.shape[1]:
         const = [names[j] for j in range(X.shape[1]) if np.ptp(X[:, j]) == 0 and names[j] != "Intercept"]
         hint = f"; constant column(s): {const}" if const else ""
         warnings.warn(f"{label}: singular design (collinear columns{hint}); coefficients are not identified",

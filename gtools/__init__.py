@@ -19,6 +19,7 @@ from gtools.errors import DataError, FitWarning, IdentificationError
 from gtools.history import Feature, cummean, cumsum, ever, lag, time_since
 from gtools.models import FittedModel, Model
 from gtools.panel import PersonTime, load_schema
+from gtools.report import report as report  # named like its module too; it imports nothing heavy
 
 __version__ = "0.1.0"
 

@@ -24,13 +24,13 @@ import itertools
 import math
 import re
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from gtools.errors import IdentificationError
 
-__all__ = ["IdentificationReport", "TimeDAG"]
+__all__ = ["IdentificationReport", "TimeDAG", "dag_adjustment", "require_identified"]
 
 # NAME, NAME[t], NAME[t+2], NAME[t-1], NAME[3]
 _NODE_RE = re.compile(
@@ -793,7 +793,7 @@ class TimeDAG:
     # ------------------------------------------------- sequential back-door
     def check_sequential_exchangeability(
         self,
-        adjustment: str | Iterable[str],
+        adjustment: str | Iterable[str] | Callable[[int], Iterable[str]],
         treatment: str = "A",
         outcome: str = "Y",
         K: int | None = None,
@@ -820,11 +820,14 @@ class TimeDAG:
 
         Parameters
         ----------
-        adjustment : str or iterable of str
+        adjustment : str, iterable of str, or callable
             Variable names (``["L", "W"]``: for ``A[t]`` the observed instances
             at times ``<= t`` plus time-fixed variables) or explicit node names
             (``"L[1]"``: used for ``A[t]`` when its time is ``<= t``).  Naming an
-            unobserved variable raises ``ValueError``.
+            unobserved variable raises ``ValueError``.  A callable
+            ``adjustment(t)`` returns the names to use for ``A[t]`` (e.g. only
+            ``L[t-1]`` for a model that reads ``lag1_L``; see
+            :func:`require_identified`).
         treatment : str
             Treatment variable name; its instances are the treatment nodes.
         outcome : str
@@ -863,8 +866,10 @@ class TimeDAG:
         dag._check_observed(a_nodes, "treatment")
         y_all = dag.instances(outcome)
         dag._check_observed(y_all, "outcome")
-        # validate names (raises for unknown / unobserved names)
-        dag._check_observed(dag._expand_names(adjustment), "adjustment")
+        # validate names (raises for unknown / unobserved names); a callable gives the set for A[t]
+        adjust_at = adjustment if callable(adjustment) else (lambda _t: adjustment)
+        for n in a_nodes:
+            dag._check_observed(dag._expand_names(adjust_at(dag._info[n][1])), "adjustment")
 
         report = IdentificationReport("sequential back-door", ok=True)
         for a in a_nodes:
@@ -872,7 +877,7 @@ class TimeDAG:
             assert t is not None
             past_a = {n for n in a_nodes if dag._info[n][1] < t}  # type: ignore[operator]
             future_a = {n for n in a_nodes if dag._info[n][1] > t}  # type: ignore[operator]
-            cov = dag._expand_names(adjustment, max_time=t, use_time=True) - set(a_nodes)
+            cov = dag._expand_names(adjust_at(t), max_time=t, use_time=True) - set(a_nodes)
             desc_a = dag.descendants(a)
             ys: set[str] = set()
             past_y: set[str] = set()
@@ -1105,3 +1110,149 @@ class TimeDAG:
         n_e = sum(len(ps) for ps in self._parents.values())
         return (f"TimeDAG({len(self.templates)} templates, K={self.K}, {len(self._parents)} nodes, "
                 f"{n_e} edges{hid})")
+
+
+# ------------------------------------------------------------------ estimator hook
+def _formula_columns(formulas: Iterable[Any]) -> list[str]:
+    """Every column a set of models reads (responses included), in first-seen order."""
+    from collections.abc import Mapping
+
+    from gtools.formula import parse_formula
+
+    out: list[str] = []
+    for f in formulas:
+        if f is None:
+            continue
+        if isinstance(f, Mapping):
+            out.extend(_formula_columns(f.values()))
+            continue
+        if isinstance(f, (list, tuple)):
+            out.extend(_formula_columns(f))
+            continue
+        text = getattr(f, "formula", f)
+        if not isinstance(text, str):
+            continue
+        lhs, _, terms = parse_formula(text)
+        if lhs is not None:
+            out.append(lhs)
+        out.extend(fac.var for term in terms for fac in term)
+    return list(dict.fromkeys(out))
+
+
+def dag_adjustment(dag: TimeDAG, pt: Any, formulas: Iterable[Any], treatment: str | None = None,
+                   outcome: str | None = None) -> tuple[dict[str, int], dict[str, str]]:
+    """Map the PersonTime columns that models read to DAG variables.
+
+    Returns ``(offsets, mapping)``: ``offsets[var] = k`` means the models read
+    ``var`` up to ``t - k`` when treatment ``A[t]`` is decided (``k = 0``: the
+    current value ``var[t]`` or a cumulative summary through ``t``; ``k = 1``
+    for ``lag1_var``; time-fixed variables get 0), and ``mapping`` says, for
+    every column, what it was mapped to. The time column, the treatment and
+    its history features, and the outcome, censoring and competing columns are
+    left out (past treatment is always part of the sequential adjustment set).
+    """
+    treatment = treatment or pt.treatment
+    outcome = outcome or pt.outcome
+    skip = {c for c in (pt.time, treatment, outcome, pt.censor, pt.competing) if c}
+    feats = {f.name: f for f in getattr(pt, "history", [])}
+    offsets: dict[str, int] = {}
+    mapping: dict[str, str] = {}
+    for col in _formula_columns(formulas):
+        if col in skip:
+            continue
+        if col in feats:
+            f = feats[col]
+            var = f.root
+            off = sum(int(g.k) for g in f.chain() if g.kind == "lag")
+        else:
+            var, off = col, 0
+        if var in skip:
+            continue  # treatment history
+        if var not in dag._var_order:
+            raise ValueError(
+                f"column {col!r} read by the models is not a variable of the DAG (variables: {dag._var_order}); "
+                "name the DAG's variables like the PersonTime's columns and add it to the DAG"
+            )
+        offsets[var] = min(off, offsets.get(var, off))
+        if var not in dag._timed_vars:
+            mapping[col] = var
+        else:
+            mapping[col] = f"{var}[t]" if off == 0 else f"{var}[t-{off}] and earlier"
+    return offsets, mapping
+
+
+def require_identified(
+    dag: TimeDAG,
+    pt: Any,
+    formulas: Iterable[Any],
+    treatment: str | None = None,
+    outcome: str | None = None,
+    label: str = "the estimator",
+    raise_error: bool = True,
+) -> IdentificationReport:
+    """Check that the covariates an estimator's models read identify the effect; the ``dag=`` hook.
+
+    Each model column is mapped to a DAG variable by name (:func:`dag_adjustment`):
+    a current covariate ``L`` to ``L[0..t]``, a history column ``lag1_L`` to
+    ``L[0..t-1]`` (``lagk``: ``L[0..t-k]``; cumulative summaries: through ``t``),
+    a baseline column to its time-fixed node. For every treatment node
+    ``A[t]`` the sequential back-door criterion is checked with past treatment
+    plus those nodes (:meth:`TimeDAG.check_sequential_exchangeability`),
+    i.e. :math:`Y^g \\perp A_t \\mid \\bar A_{t-1}, \\bar L_{t-k}` graphically.
+    The treatment and outcome variables of the DAG must be named like the
+    PersonTime's treatment and outcome columns. A template DAG (``K=None``) is
+    unrolled to ``pt.n_times`` intervals. The report is cached on the table
+    (bootstrap replicates share it).
+
+    Parameters
+    ----------
+    dag : TimeDAG
+    pt : PersonTime
+    formulas : iterable of gt.Model, formula strings or dicts of them
+        The models whose covariates form the adjustment set.
+    treatment, outcome : str, optional
+        DAG variable names; default the PersonTime's treatment and outcome.
+    label : str
+        Who is asking, for the error message.
+    raise_error : bool
+        Raise :class:`~gtools.errors.IdentificationError` (showing the open
+        paths) when the criterion fails; otherwise return the failing report.
+    """
+    treatment = treatment or pt.treatment
+    outcome = outcome or pt.outcome
+    cols = tuple(_formula_columns(formulas))
+    key = ("require_identified", id(dag), cols, treatment, outcome)
+    cache = getattr(pt, "_cache", {})
+    if key in cache:
+        report, mapping = cache[key]
+    else:
+        offsets, mapping = dag_adjustment(dag, pt, formulas, treatment, outcome)
+        concrete = dag if dag.is_concrete else dag.unroll(int(pt.n_times))
+        hidden = concrete.hidden
+
+        def adjust_at(t: int) -> list[str]:
+            names: list[str] = []
+            for var, off in offsets.items():
+                if var not in concrete._timed_vars:
+                    names.append(var)
+                    continue
+                names += [n for n in concrete.instances(var)
+                          if n not in hidden and concrete._info[n][1] is not None
+                          and concrete._info[n][1] <= t - off]
+            return names
+
+        report = concrete.check_sequential_exchangeability(adjust_at, treatment=treatment, outcome=outcome)
+        report.notes.insert(0, "model columns -> DAG: " + (", ".join(f"{c} -> {v}" for c, v in mapping.items())
+                                                           or "none (past treatment only)"))
+        cache[key] = (report, mapping)
+    if raise_error and not report.ok:
+        shown = ", ".join(mapping) or "no covariates"
+        lines = str(report).splitlines()
+        n_more = len(report.failures) - 8
+        text = "\n".join(lines[:9] + ([f"  ... and {n_more} more (see the report of require_identified(..., "
+                                          "raise_error=False))"] if n_more > 0 else []))
+        raise IdentificationError(
+            f"{label}: by the DAG, the covariates its models read ({shown}) are not a valid sequential "
+            f"adjustment set for the effect of {treatment} on {outcome}.\n{text}"
+        )
+    return report

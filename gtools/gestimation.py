@@ -87,10 +87,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gtools.dag import require_identified
 from gtools.errors import DataError, FitWarning, Problem
 from gtools.formula import Recipe, build_recipe, parse_formula
 from gtools.models import FittedModel, Model, check_positivity
 from gtools.regimes import Regime, State
+from gtools.sensitivity import evalue_of
 
 __all__ = ["GEstimation", "SNMResult"]
 
@@ -168,6 +170,10 @@ class GEstimation:
         numbers; it is not the root of the equations (it stops after K-1
         updates), has no sandwich (use :func:`gtools.bootstrap`) and always
         adds the propensity terms.
+    dag : gt.TimeDAG, optional
+        Check at :meth:`fit` that the treatment model's covariates are a valid
+        sequential adjustment set in this DAG (``IdentificationError`` with
+        the open path otherwise; :func:`gtools.dag.require_identified`).
     """
 
     def __init__(
@@ -179,7 +185,9 @@ class GEstimation:
         censor_model: Model | str | None = None,
         propensity_terms: bool = False,
         solver: str = "closed_form",
+        dag: Any = None,
     ):
+        self.dag = dag
         self.blip = blip
         self.treatment_model = treatment_model
         self.outcome = outcome
@@ -211,6 +219,8 @@ class GEstimation:
                 "(outcome_type 'continuous' or 'binary'); survival g-estimation (structural nested "
                 "cumulative failure time / accelerated failure time models) is not implemented yet")
         outcome = self.outcome or pt.outcome
+        if self.dag is not None:
+            require_identified(self.dag, pt, [self.treatment_model], outcome=outcome, label="GEstimation")
         if outcome is None or outcome not in pt.data.columns:
             raise DataError([Problem("missing_column", outcome, f"outcome column {outcome!r} is not in the "
                                      f"table; available: {list(pt.data.columns)}", 0)])
@@ -632,6 +642,10 @@ class SNMResult:
     @property
     def estimates(self) -> pd.Series:
         return pd.Series(self.psi, index=[f"psi[{n}]" for n in self.names])
+
+    def evalue(self, term: str | None = None, **kw) -> Any:
+        """E-value of a blip parameter as a mean difference, psi / SD(outcome) (:func:`gtools.sensitivity.evalue_of`)."""
+        return evalue_of(self, term, **kw)
 
     def summary(self) -> pd.DataFrame:
         """Table of psi: estimate, sandwich SE, z, p and 95% CI."""

@@ -25,9 +25,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gtools.dag import require_identified
 from gtools.errors import DataError, FitWarning, Problem
 from gtools.models import Model
 from gtools.regimes import Regime, State, state_from_panel
+from gtools.sensitivity import evalue_of
 from gtools.weights import (
     IPTW,
     WeightsResult,
@@ -124,6 +126,10 @@ class MSM:
     regimes : dict of Regime, optional
         Static regimes whose standardised risk curves (:meth:`MSMResult.risk`)
         are part of ``.estimates`` (so ``gt.bootstrap`` gives their intervals).
+    dag : gt.TimeDAG, optional
+        Check at :meth:`fit` that the weights' treatment-model covariates are a
+        valid sequential adjustment set in this DAG (``IdentificationError``
+        with the open path otherwise; :func:`gtools.dag.require_identified`).
 
     Notes
     -----
@@ -153,8 +159,9 @@ class MSM:
     """
 
     def __init__(self, formula: str, weights: IPTW | WeightsResult | None = None, family: str = "binomial",
-                 regimes: Mapping[str, Regime] | None = None):
+                 regimes: Mapping[str, Regime] | None = None, dag: Any = None):
         self.formula = formula
+        self.dag = dag
         self.weights = weights
         self.family = family
         self.regimes = regimes
@@ -168,6 +175,9 @@ class MSM:
             self.family, self.family)
         if fam not in _SM_FAMILIES:
             raise ValueError(f"MSM family must be one of {_SM_FAMILIES}, got {self.family!r}")
+        if self.dag is not None:  # the weights' treatment model (unweighted: the MSM's own covariates)
+            require_identified(self.dag, pt, [getattr(getattr(self.weights, "spec", self.weights),
+                                                      "treatment_model", self.formula)], label="MSM")
         if isinstance(self.weights, IPTW):
             wres: WeightsResult | None = self.weights.fit(pt)
         elif isinstance(self.weights, WeightsResult) or self.weights is None:
@@ -362,6 +372,11 @@ class MSMResult:
             [self._risk.drop(columns=[c for c in tab.columns if c in self._risk.columns]), tab], axis=1)
         return tab
 
+    def evalue(self, what: str | None = None, reference: str | None = None, **kw) -> Any:
+        """E-value of a coefficient (``msm.evalue("vaso")``) or a risk contrast (``msm.evalue("always", "never",
+        t=27, ci=(lo, hi))``); see :func:`gtools.sensitivity.evalue_of`."""
+        return evalue_of(self, what, reference, **kw)
+
     def contrast(self, a: str, b: str) -> pd.DataFrame:
         """Risk difference ``rd`` and ratio ``rr`` of regimes ``a`` vs ``b`` at each time (after :meth:`risk`)."""
         if self._risk is None:
@@ -425,6 +440,8 @@ class CloneCensorWeight:
         Truncation of each regime's weights, by percentiles or by values (as in :class:`~gtools.IPTW`).
     absorbing_treatment, at_risk
         Person-time whose observed treatment is fixed by design (as in :class:`~gtools.IPTW`).
+    dag : gt.TimeDAG, optional
+        Check the treatment model's covariates against this DAG at :meth:`fit` (as in :class:`~gtools.IPTW`).
 
     Notes
     -----
@@ -463,8 +480,9 @@ class CloneCensorWeight:
     def __init__(self, regimes: Mapping[str, Regime], treatment_model: Model | str,
                  censor_model: Model | str | None = None, hazard_formula: str = "C(time)",
                  truncate: tuple[float, float] | None = None, truncate_values: tuple[float, float] | None = None,
-                 absorbing_treatment: bool = False, at_risk=None):
+                 absorbing_treatment: bool = False, at_risk=None, dag: Any = None):
         self.regimes = regimes
+        self.dag = dag
         self.treatment_model = treatment_model
         self.censor_model = censor_model
         self.hazard_formula = hazard_formula
@@ -483,6 +501,8 @@ class CloneCensorWeight:
             raise ValueError("CloneCensorWeight estimates risks of a survival outcome")
         if not self.regimes:
             raise ValueError("give at least one regime")
+        if self.dag is not None:
+            require_identified(self.dag, pt, [self.treatment_model], label="CloneCensorWeight")
         A = pt.treatment
         den = as_model(self.treatment_model)
         if den is None or den.response != A:
@@ -627,6 +647,11 @@ class CCWResult:
     def contrast(self, a: str, b: str) -> pd.DataFrame:
         """Risk difference ``rd`` and ratio ``rr`` of regime ``a`` vs ``b`` at each time."""
         return _contrast_table(self.risk, a, b)
+
+    def evalue(self, what: str, reference: str, **kw) -> Any:
+        """E-value of the risk ratio of regime ``what`` vs ``reference`` (``t=``, ``ci=``; see
+        :func:`gtools.sensitivity.evalue_of`)."""
+        return evalue_of(self, what, reference, **kw)
 
     @property
     def estimates(self) -> pd.Series:

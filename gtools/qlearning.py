@@ -109,6 +109,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gtools.dag import require_identified
 from gtools.errors import DataError, FitWarning, Problem
 from gtools.formula import build_recipe, parse_formula
 from gtools.models import Model, check_positivity
@@ -363,6 +364,10 @@ class QLearning:
     regimes : dict, optional
         ``{name: gtools.regimes regime}`` whose IPW values are added to
         ``.estimates`` as ``value[name,ipw]`` (so ``gt.bootstrap`` gives their CIs).
+    dag : gt.TimeDAG, optional
+        Check at :meth:`fit` that the treatment model's covariates (without a
+        treatment model: the Q-model's) are a valid sequential adjustment set
+        in this DAG (``IdentificationError`` with the open path otherwise).
 
     Examples
     --------
@@ -382,7 +387,9 @@ class QLearning:
         reward: str | None = None,
         se: str = "stagewise",
         regimes: Mapping[str, Any] | None = None,
+        dag: Any = None,
     ):
+        self.dag = dag
         self.q_model = q_model
         self.stage = stage
         self.method = method
@@ -469,6 +476,8 @@ class QLearning:
     def fit(self, pt) -> DTRResult:
         """Estimate the optimal regime by backward induction; returns a :class:`DTRResult`."""
         self._check(pt)
+        if self.dag is not None:  # the treatment model's covariates, else the Q-model's
+            require_identified(self.dag, pt, [self.treatment_model or self.q_model], label="QLearning")
         d = pt.data
         A_all = d[pt.treatment].to_numpy(dtype=float)
         row_w = pt.row_weights()

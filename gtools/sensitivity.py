@@ -56,6 +56,7 @@ __all__ = [
     "evalue_from_estimate",
     "evalue_hr",
     "evalue_md",
+    "evalue_of",
     "evalue_or",
     "evalue_rr",
     "negative_control_outcome",
@@ -685,3 +686,130 @@ def negative_control_outcome(
         res.note = "no standard error: pass se= or n_boot > 1 to decide"
     res.n = 1
     return res
+
+
+# ============================================ E-values of fitted results
+def _outcome_sd_and_share(pt: Any, outcome: str | None = None) -> tuple[float, float]:
+    """Frequency-weighted SD of the person-level outcome and the share with the event (or mean)."""
+    outcome = outcome or pt.outcome
+    d = pt.data
+    w = pt.row_weights()
+    if pt.outcome_type == "survival":
+        ev = np.nan_to_num(d[outcome].to_numpy(dtype=float))
+        per = np.zeros(pt.n_persons)
+        np.maximum.at(per, pt.person_index, ev)
+        pw = np.zeros(pt.n_persons)
+        np.maximum.at(pw, pt.person_index, w)
+        y, ww = per, pw
+    else:
+        last = pt.last_rows
+        y, ww = d[outcome].to_numpy(dtype=float)[last], w[last]
+        ok = ~np.isnan(y) & (ww > 0)
+        y, ww = y[ok], ww[ok]
+    m = float(np.sum(ww * y) / np.sum(ww))
+    sd = float(np.sqrt(np.sum(ww * (y - m) ** 2) / max(np.sum(ww) - 1, 1)))
+    return sd, m
+
+
+def _ci_pair(ci: Any) -> tuple[float | None, float | None]:
+    if ci is None:
+        return None, None
+    lo, hi = ci
+    return (None if lo is None else float(lo)), (None if hi is None else float(hi))
+
+
+def evalue_of(
+    result: Any,
+    what: str | None = None,
+    reference: str | None = None,
+    *,
+    t: Any = None,
+    ci: tuple[float, float] | None = None,
+    rare: bool | None = None,
+    scale: str | None = None,
+) -> EValue:
+    """E-value of a fitted gtools result; what ``result.evalue(...)`` calls.
+
+    * :class:`~gtools.msm.MSMResult`, a coefficient (``what`` = term name,
+      default the first term that reads the treatment): ``exp(coef)`` with its
+      Wald CI, as a hazard ratio for a survival outcome (the pooled-logistic
+      odds ratio approximates the discrete-time hazard ratio), an odds ratio
+      for a binary outcome, a rate ratio (``"rr"``) for poisson, and a mean
+      difference standardised by the outcome SD for gaussian;
+    * an MSM, clone-censor-weight or g-formula risk contrast (``what`` and
+      ``reference`` regime names): the risk ratio at time ``t`` (default the
+      last), or for a continuous end-of-follow-up outcome the mean difference
+      over the outcome SD. These estimators have no analytic CI: pass
+      ``ci=(lower, upper)`` on the same scale, e.g. bootstrap percentiles of
+      ``rr[a-b,t=..]``;
+    * :class:`~gtools.gestimation.SNMResult`: the blip parameter ``what``
+      (default the treatment's main term) as a mean difference,
+      ``psi / SD(Y)`` (VanderWeele & Ding 2017), with its sandwich CI.
+
+    ``rare`` (for odds and hazard ratios) defaults to whether fewer than 15%
+    of persons have the event (or the binary outcome).
+    """
+    from gtools.gestimation import SNMResult
+    from gtools.msm import CCWResult, MSMResult
+
+    pt = getattr(result, "_pt", None)
+    pt = getattr(result, "pt", None) if pt is None else pt
+    if pt is None:
+        raise TypeError(f"evalue_of does not know {type(result).__name__}")
+    sd, share = _outcome_sd_and_share(pt, getattr(result, "outcome_name", None) or None)
+    if rare is None:
+        rare = bool(pt.outcome_type != "continuous" and share < 0.15)
+    lo, hi = _ci_pair(ci)
+
+    if isinstance(result, SNMResult):
+        term = what or result.names[0]
+        if term not in result.names:
+            raise KeyError(f"no blip term {term!r}; terms: {result.names}")
+        psi = float(result.params[term])
+        if ci is None and result.cov is not None:
+            c = result.conf_int().loc[term]
+            lo, hi = float(c["lower"]), float(c["upper"])
+        return evalue_md(psi, sd=sd, lo=lo, hi=hi)
+
+    if isinstance(result, MSMResult) and (reference is None):
+        trt = pt.treatment
+        term = what or next((n for n in result.names if trt in n.split(":") or trt in n), None)
+        if term is None or term not in result.names:
+            raise KeyError(f"no MSM term {what!r}; terms: {result.names}")
+        coef = float(result.params[term])
+        c = result.conf_int().loc[term]
+        clo, chi = float(c["lower"]), float(c["upper"])
+        if result.family == "gaussian":
+            return evalue_md(coef, sd=sd, lo=clo, hi=chi)
+        key = scale or ("rr" if result.family == "poisson" else "hr" if pt.outcome_type == "survival" else "or")
+        return evalue_from_estimate(math.exp(coef), math.exp(clo), math.exp(chi), key, rare=rare)
+
+    # a contrast of two regimes
+    if what is None or reference is None:
+        raise ValueError("give two regime names: result.evalue('always', 'never')")
+    if isinstance(result, (MSMResult, CCWResult)):
+        if isinstance(result, MSMResult) and result._risk is None:
+            raise ValueError("call .risk({...}) with the regimes first (or give regimes= to gt.MSM)")
+        tab = result.contrast(what, reference)
+        ra, rb = tab[f"risk[{what}]"], tab[f"risk[{reference}]"]
+        if pt.outcome_type == "continuous":
+            return evalue_md(float(ra.iloc[-1] - rb.iloc[-1]), sd=sd, lo=lo, hi=hi)
+    else:  # GFormulaResult
+        if pt.outcome_type == "continuous":
+            diff = float(result.mean[what] - result.mean[reference])
+            return evalue_md(diff, sd=sd, lo=lo, hi=hi)
+        if pt.outcome_type == "survival":
+            ra, rb = result.risk[what], result.risk[reference]
+        else:
+            ra, rb = pd.Series([result.mean[what]]), pd.Series([result.mean[reference]])
+    if t is None:
+        k = len(ra) - 1
+    else:
+        pos = [i for i, v in enumerate(ra.index) if v == t or str(v) == str(t)]
+        if not pos:
+            raise KeyError(f"no time {t!r}; times: {list(ra.index)}")
+        k = pos[0]
+    a, b = float(ra.iloc[k]), float(rb.iloc[k])
+    if not (a > 0 and b > 0):
+        raise ValueError(f"risks {a:.4g} and {b:.4g} must be positive for a risk ratio")
+    return evalue_from_estimate(a / b, lo, hi, scale or "rr", rare=rare)

@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gtools.dag import require_identified
 from gtools.errors import DataError, FitWarning, Problem
 from gtools.models import FittedModel, Model, check_positivity
 
@@ -290,6 +291,11 @@ class IPTW:
         Further restricts the rows whose treatment is random (0/1 column name,
         a function of ``pt.data`` returning a mask, or a mask); other rows get
         treatment factor 1, e.g. ``lambda d: d["time"] == 0`` for a baseline treatment.
+    dag : gt.TimeDAG, optional
+        If given, :meth:`fit` first checks that the treatment model's covariates
+        are a valid sequential adjustment set in this DAG and raises
+        ``gtools.IdentificationError`` showing the open path otherwise
+        (:func:`gtools.dag.require_identified`).
 
     Notes
     -----
@@ -317,6 +323,7 @@ class IPTW:
         stabilized: bool = True,
         absorbing_treatment: bool = False,
         at_risk: str | Callable | np.ndarray | None = None,
+        dag: Any = None,
     ):
         self.treatment_model = treatment_model
         self.numerator_model = numerator_model
@@ -327,6 +334,7 @@ class IPTW:
         self.stabilized = stabilized
         self.absorbing_treatment = absorbing_treatment
         self.at_risk = at_risk
+        self.dag = dag
 
     def __repr__(self) -> str:
         args = [f"treatment_model={self.treatment_model!r}"]
@@ -346,6 +354,8 @@ class IPTW:
         if pt.treatment is None:
             raise ValueError("IPTW needs a PersonTime with a treatment column")
         A = pt.treatment
+        if self.dag is not None:
+            require_identified(self.dag, pt, [self.treatment_model], label="IPTW")
         den = as_model(self.treatment_model)
         if den is None:
             raise ValueError("IPTW needs a treatment_model")

@@ -105,6 +105,13 @@ class GFormulaResult:
         return pd.DataFrame({f"mean[{a}]": [ma], f"mean[{b}]": [mb], "diff": [ma - mb], "ratio": [ratio]},
                             index=pd.Index(["end of follow-up"]))
 
+    def evalue(self, a: str, b: str, **kw) -> Any:
+        """E-value of the risk ratio of regime ``a`` vs ``b`` at ``t=`` (default the last time; continuous
+        outcome: mean difference / SD); ``ci=(lo, hi)`` e.g. from a bootstrap (:func:`gtools.sensitivity.evalue_of`)."""
+        from gtools.sensitivity import evalue_of
+
+        return evalue_of(self, a, b, **kw)
+
     @property
     def estimates(self) -> pd.Series:
         """Named scalars for :func:`gtools.bootstrap`.

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from gtools import regimes as _regimes
+from gtools.dag import require_identified
 from gtools.errors import DataError, Problem
 from gtools.gformula import engine as E
 from gtools.models import Model
@@ -123,6 +124,10 @@ class GFormula:
     competing : {"total", "censor"}
     engine : {"numba", "numpy"}
         ``"numpy"`` is the pure-numpy reference path.
+    dag : gt.TimeDAG, optional
+        Check at :meth:`fit` that the covariates the models read are a valid
+        sequential adjustment set in this DAG (``IdentificationError`` with
+        the open path otherwise; :func:`gtools.dag.require_identified`).
 
     References
     ----------
@@ -150,7 +155,9 @@ class GFormula:
         keep_simulated: bool | str = False,
         competing: str = "total",
         engine: str = "numba",
+        dag: Any = None,
     ):
+        self.dag = dag
         self.covariate_models = covariate_models
         self.outcome_model = outcome_model
         self.treatment_model = treatment_model
@@ -185,6 +192,9 @@ class GFormula:
         """Fit the models on ``pt``, simulate every regime and return a :class:`GFormulaResult`."""
         from gtools.gformula.result import GFormulaResult
 
+        if self.dag is not None:  # every covariate its models read
+            require_identified(self.dag, pt, [*self.covariate_models, self.treatment_model, self.outcome_model],
+                               label="GFormula")
         fitted = self._fit_models(pt)
         plan = self._plan(pt, fitted)
         ss_base, ss_sim = seed_sequence(self.seed).spawn(2)

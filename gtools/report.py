@@ -315,6 +315,13 @@ def report(
                     if key is not None and key in boots[name].point.index:
                         c = boots[name].conf_int().loc[key]
                         ci = (float(c["lower"]), float(c["upper"]))
+                        pt_est, se = float(boots[name].point[key]), float(boots[name].se[key])
+                        if not ci[0] <= pt_est <= ci[1]:  # few replicates: a normal interval instead
+                            z = 1.959963984540054
+                            ci = ((pt_est - z * se, pt_est + z * se) if pt.outcome_type == "continuous" else
+                                  (pt_est * math.exp(-z * se / pt_est), pt_est * math.exp(z * se / pt_est)))
+                            warn_msgs.append(f"E-value CI for {name}: the percentile CI does not contain the "
+                                             "estimate (few replicates?); a log-normal interval was used")
                 evalues[f"{name}: {contrast[0]} vs {contrast[1]}"] = res.evalue(*contrast, ci=ci)
         except (ValueError, KeyError, TypeError) as exc:
             warn_msgs.append(f"E-value for {name}: {exc}")

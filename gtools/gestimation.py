@@ -135,6 +135,26 @@ def _person_sums(G: np.ndarray, codes: np.ndarray, n: int) -> np.ndarray:
 class GEstimation:
     """G-estimation of a structural nested mean model (see the module docstring).
 
+    Survival outcomes (``pt.outcome_type == "survival"``): :meth:`fit` fits a
+    structural nested cumulative failure time model (Picciotto et al. 2012;
+    :mod:`gtools._sncftm`) and returns an ``SNCFTMResult``. Estimand: for every
+    interval :math:`m` and later :math:`k \\ge m`, among those event-free at
+    :math:`m`, :math:`P[D_k(\\bar A_m, 0)=1 \\mid H_m, A_m] / P[D_k(\\bar A_{m-1},
+    0)=1 \\mid H_m, A_m] = \\exp(A_m d_m^\\top \\psi)` — the ratio of cumulative
+    risks by :math:`k` of one final interval of treatment at :math:`m` (then none)
+    versus none from :math:`m` on, with the same ``blip`` syntax (``"A + A:L1"``).
+    Estimating equations :math:`\\sum \\omega (A_m - p_m) d_m \\{\\sum_{k \\ge m}
+    W_{mk} D_k e^{-\\sum_{j=m}^{\\min(k,T)} \\gamma_j(\\psi)} - b_m\\} = 0`, solved
+    by Newton's method; ``censor_model`` gives the censoring weights
+    :math:`W_{mk}`, ``outcome_model`` the optional regression :math:`b_m` (doubly
+    robust). A competing event is not intervened upon (total effect on the
+    cumulative incidence). Assumptions: consistency, sequential exchangeability
+    for treatment and censoring, positivity, a correct blip, a correct treatment
+    model (or outcome regression) and censoring model, and follow-up to the last
+    interval, the event, censoring or a competing event. Sandwich SE of the
+    stacked equations (finite-difference bread). ``solver`` and
+    ``propensity_terms`` do not apply.
+
     Parameters
     ----------
     blip : str
@@ -214,10 +234,10 @@ class GEstimation:
         if self.solver not in SOLVERS:
             raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
         if pt.outcome_type == "survival":
-            raise NotImplementedError(
-                "GEstimation fits structural nested mean models of an end-of-follow-up outcome "
-                "(outcome_type 'continuous' or 'binary'); survival g-estimation (structural nested "
-                "cumulative failure time / accelerated failure time models) is not implemented yet")
+            # structural nested cumulative failure time model (gtools/_sncftm.py)
+            from gtools._sncftm import fit_sncftm
+
+            return fit_sncftm(self, pt)
         outcome = self.outcome or pt.outcome
         if self.dag is not None:
             require_identified(self.dag, pt, [self.treatment_model], outcome=outcome, label="GEstimation")

@@ -264,10 +264,11 @@ def test_blip_term_without_treatment_is_rejected():
         gt.GEstimation(blip="treat + marker", treatment_model=RIGHT_TREATMENT).fit(qol_table(100, seed=2))
 
 
-def test_survival_outcome_is_not_implemented_yet():
+def test_survival_outcome_dispatches_to_the_sncftm():
+    # survival g-estimation is the SNCFTM (tests/test_sncftm.py); person 2's follow-up ends early without a reason
     df = pd.DataFrame({"id": [1, 1, 2], "t": [0, 1, 0], "A": [0, 1, 1], "Y": [0, 1, 0]})
     pt = gt.PersonTime.from_long(df, id="id", time="t", treatment="A", outcome="Y")
-    with pytest.raises(NotImplementedError, match="survival"):
+    with pytest.raises(gt.DataError, match="last interval"):
         gt.GEstimation(blip="A", treatment_model="A ~ 1").fit(pt)
 
 

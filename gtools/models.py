@@ -341,13 +341,25 @@ def _fit_arrays(model: Model, fam: str, recipe: Recipe, X, y, w, warn=True) -> F
     else:
         params = _wls(X, y, w)
         resid = y - X @ params
-        dof = max(w.sum() - X.shape[1], 1.0)
+        dof = max(w.sum() - _rank(X, w), 1.0)  # rank, not columns: an empty C(time) level costs no df
         scale = float(np.sqrt(np.sum(w * resid ** 2) / dof))
     if warn and not converged:
         warnings.warn(f"{label}: the fit did not converge", FitWarning, stacklevel=3)
     return FittedModel(spec=model, family=fam, recipe=recipe, params=params, scale=scale, bounds=bounds,
                        levels=levels, learner=learner, converged=converged, n_obs=float(w.sum()),
                        _X=X, _y=y, _w=w)
+
+
+def _rank(X: np.ndarray, w: np.ndarray) -> int:
+    """Numerical rank of the weighted design, from its column-scaled cross-product."""
+    if X.shape[1] == 0:
+        return 0
+    G = X.T @ (X * w[:, None])
+    d = np.sqrt(np.diag(G))
+    keep = d > 0
+    if not keep.any():
+        return 0
+    return int(np.linalg.matrix_rank(G[np.ix_(keep, keep)] / np.outer(d[keep], d[keep]), hermitian=True))
 
 
 def _check_rank(X, names, label):

@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gtools.errors import DataError, Problem
+
 __all__ = [
     "State",
     "Regime",
@@ -78,9 +80,16 @@ class State:
         try:
             return np.asarray(self.columns[name])
         except KeyError:
-            raise KeyError(
-                f"regime reads column {name!r}, which is not in the state; available: {sorted(self.columns)}"
+            raise UnknownStateColumn([Problem(
+                "missing_column", name,
+                f"regime reads column {name!r}, which is not in the state; available: {sorted(self.columns)}")]
             ) from None
+
+
+class UnknownStateColumn(DataError, KeyError):
+    """A regime read a column the state does not have: a ``DataError`` (so a ``ValueError``) and a ``KeyError``."""
+
+    __str__ = DataError.__str__
 
 
 class Regime:

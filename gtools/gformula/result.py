@@ -177,14 +177,32 @@ class GFormulaResult:
 
     # -- plots ----------------------------------------------------------------------------------
     def plot(self, bootstrap: Any = None, ax=None):
-        """Risk curves by regime (with percentile bands from a bootstrap result when given); returns the axis."""
+        """Risk curves by regime (with percentile bands from a bootstrap result when given); returns the axis.
+
+        An end-of-follow-up outcome has no curve: its mean (risk) under each regime is drawn as a point
+        with the bootstrap interval when given, else the 95% Monte Carlo interval.
+        """
         import matplotlib.pyplot as plt
 
-        if self.outcome_type != "survival":
-            raise ValueError("plot() draws risk curves of a survival outcome; see .mean for end-of-follow-up outcomes")
         if ax is None:
             _, ax = plt.subplots(figsize=(6, 4))
         bands = _bootstrap_bands(bootstrap) if bootstrap is not None else None
+        if self.outcome_type != "survival":
+            label = "risk" if self.outcome_type == "binary" else "mean"
+            names = self.regime_names
+            est = self.mean[names].to_numpy(dtype=float)
+            keys = [f"{label}[{g}]" for g in names]
+            if bands is not None and all(k in bands.index for k in keys):
+                lo, hi = bands.loc[keys, "lower"].to_numpy(), bands.loc[keys, "upper"].to_numpy()
+            else:
+                se = self.mc_se[names].to_numpy(dtype=float)
+                lo, hi = est - 1.959963984540054 * se, est + 1.959963984540054 * se
+            y = np.arange(len(names))
+            ax.errorbar(est, y, xerr=[est - lo, hi - est], fmt="o", capsize=3)
+            ax.set_yticks(y, names)
+            ax.set_xlabel(f"{label} of {self.pt.outcome} at the end of follow-up")
+            ax.set_title("parametric g-formula")
+            return ax
         labels = [_fmt_t(t) for t in self.times]
         x = np.asarray(self.times, dtype=float)
         for g in self.regime_names:

@@ -120,6 +120,28 @@ def _poisson_inv(mu, u):
     return k
 
 
+@numba.njit(cache=True, nogil=True)
+def _ns_value(v, param, o):
+    """Natural cubic spline basis function at ``v`` from the block ``param[o:]`` = ``[j, K, t_1..t_K]``.
+
+    Same operations as :func:`gtools.formula._ns_column` (restricted cubic spline basis).
+    """
+    j = int(param[o])
+    K = int(param[o + 1])
+    t0 = param[o + 2]
+    s = param[o + 1 + K] - t0
+    u = (v - t0) / s
+    if j == 0 or u != u:  # the linear function, or a missing value (stays missing)
+        return u
+    kj = (param[o + 1 + j] - t0) / s
+    kp = (param[o + K] - t0) / s
+    kl = (param[o + 1 + K] - t0) / s
+    a = u - kj if u > kj else 0.0
+    b = u - kp if u > kp else 0.0
+    c = u - kl if u > kl else 0.0
+    return a * a * a - b * b * b * ((kl - kj) / (kl - kp)) + c * c * c * ((kp - kj) / (kl - kp))
+
+
 # -- kernels -----------------------------------------------------------------------------------
 
 
@@ -155,6 +177,8 @@ def _linpred(M, var, kind, param, ptr, beta, eta):
                     if kind[f] == 0:
                         pw = param[f]
                         x *= v if pw == 1.0 else v ** pw
+                    elif kind[f] == 2:  # spline basis function; param[f] points at its knot block
+                        x *= _ns_value(v, param, int(param[f]))
                     elif v != param[f]:
                         x = 0.0
                 for m in range(J):
@@ -351,7 +375,7 @@ class CompiledModel:
         lo, hi = fitted.bounds if fitted.bounds is not None else (-np.inf, np.inf)
         levels = np.asarray(fitted.levels if fitted.levels is not None else [0.0], dtype=float)
         return cls(fitted=fitted, out_row=out_row, var=rec.remap(positions), kind=rec.fac_kind.astype(np.int64),
-                   param=rec.fac_param.astype(float), ptr=rec.term_ptr.astype(np.int64), beta=beta, family=fam,
+                   param=rec.packed_param(), ptr=rec.term_ptr.astype(np.int64), beta=beta, family=fam,
                    scale=float(fitted.scale), lo=float(lo), hi=float(hi), absorbing=bool(fitted.absorbing),
                    levels=levels, normal_draw=fam in (GAUSSIAN, BOUNDED),
                    rows_of={v: positions[v] for v in rec.variables})

@@ -444,6 +444,11 @@ def fit_sncftm(spec, pt) -> SNCFTMResult:
     nat = (ev_by * (wp * Wp)[None, :]).sum(axis=1) / ntot
     nev = (ev_by * (wp * Wp * np.exp(-(Sp @ psi)))[None, :]).sum(axis=1) / ntot
     risk = pd.DataFrame({"natural": nat, "never": nev}, index=pd.Index(times, name=pt.time))
+    if nev[-1] > 1:
+        warnings.warn(f"the cumulative risk under 'never treat' implied by the fitted blips is {nev[-1]:.3g} > 1 "
+                      f"at t={K - 1}: the blips (which compound over every treated interval) are probably "
+                      f"misspecified, e.g. a modifier with a wide range; try a simpler blip or check positivity",
+                      FitWarning, stacklevel=3)
 
     return SNCFTMResult(spec=spec, names=list(blip.names), psi=psi, cov=cov, sizes=stack.sizes,
                         influence=(infl, cnt), outcome_coef=None if beta is None else pd.Series(beta, index=xnames),

@@ -24,6 +24,11 @@ R's ``Boundary.knots=c(lo, hi)``) move the boundary knots. The knots are
 computed once, from the data the recipe is built on, and stored in the
 recipe: new data, predictions and the g-formula's simulation all use the
 same basis, and beyond the boundary knots the fitted function is linear.
+:class:`gtools.Model` builds the recipe over every row of the
+:class:`~gtools.PersonTime` with an observed ``x`` (unweighted), before any
+``rows=`` selection, so R gives the same knots when it is fitted on the same
+rows; bootstrap replicates (frequency weights on the same table) reuse these
+knots, i.e. knot placement is treated as fixed, not re-estimated.
 
 The basis is the restricted cubic spline (truncated power) basis of
 Durrleman and Simon (1989) with those knots, which spans exactly the natural

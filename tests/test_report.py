@@ -116,6 +116,9 @@ def test_report_without_dag_or_bootstrap_still_renders(pt):
 def test_report_screenshot_with_headless_chromium(rendered, tmp_path):  # pragma: no cover - optional
     _, path = rendered
     shot = tmp_path / "shot.png"
-    subprocess.run(["chromium", "--headless", "--disable-gpu", f"--screenshot={shot}", "--window-size=1200,900",
-                    path.as_uri()], check=True, timeout=60)
+    # as root in a sandbox-less container, with no network: the flags a headless run needs here
+    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1200,900",
+                    path.as_uri()], check=True, timeout=90, capture_output=True)
     assert shot.stat().st_size > 10_000

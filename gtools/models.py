@@ -182,7 +182,18 @@ class Model:
             raise DataError([Problem("empty_table", d.recipe.response,
                                      f"{self.label}: no rows to fit on", 0)])
         X, y, wu = d.X[use], d.y[use], w[use]
-        return _fit_arrays(self, fam, d.recipe, X, y, wu, warn=warn)
+        # A fit on re-weighted persons (a bootstrap replicate) starts IRLS from the unweighted
+        # fit of the same rows, when there was one: fewer iterations, same optimum. Only
+        # unweighted fits store a start, so replicates never depend on each other's order.
+        start_key = None
+        if fam in ("binomial", "poisson") and self.learner is None:
+            start_key = ("irls_start", self.formula, fam, self.absorbing,
+                         np.packbits(sel & d.usable).tobytes())  # not hash(): it varies by process
+        start = pt._cache.get(start_key) if (start_key and pt.weights is not None) else None
+        fitted = _fit_arrays(self, fam, d.recipe, X, y, wu, warn=warn, start=start)
+        if start_key and pt.weights is None and weights is None and fitted.converged:
+            pt._cache[start_key] = fitted.params
+        return fitted
 
 
 def _py(x):
@@ -218,7 +229,7 @@ def _previous_is_zero(pt, col: str) -> np.ndarray:
 
 
 def irls(X: np.ndarray, y: np.ndarray, w: np.ndarray, family: str, tol: float = 1e-10,
-         max_iter: int = 100) -> tuple[np.ndarray, bool, int]:
+         max_iter: int = 100, start: np.ndarray | None = None) -> tuple[np.ndarray, bool, int]:
     """Weighted GLM by iteratively reweighted least squares (canonical links).
 
     Each step's normal equations are accumulated in one numba pass over the
@@ -237,9 +248,13 @@ def irls(X: np.ndarray, y: np.ndarray, w: np.ndarray, family: str, tol: float = 
         eta0 = np.log(mu0 / (1 - mu0))
     else:
         eta0 = np.log(y + 0.1)
-    beta = np.zeros(p)
-    dev_old, A, b = accumulate(X, y, w, beta, eta0, True, fam)
-    dev_old = np.inf
+    if start is not None:
+        beta = np.asarray(start, dtype=float)
+        dev_old, A, b = accumulate(X, y, w, beta, eta0, False, fam)
+    else:
+        beta = np.zeros(p)
+        dev_old, A, b = accumulate(X, y, w, beta, eta0, True, fam)
+        dev_old = np.inf
     converged = False
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007 - the count is returned
@@ -297,7 +312,7 @@ def _multinomial_newton(X, yk, w, J, tol=1e-10, max_iter=100):
     return B, converged
 
 
-def _fit_arrays(model: Model, fam: str, recipe: Recipe, X, y, w, warn=True) -> FittedModel:
+def _fit_arrays(model: Model, fam: str, recipe: Recipe, X, y, w, warn=True, start=None) -> FittedModel:
     label = model.label
     scale = 1.0
     levels: list[float] | None = None
@@ -324,7 +339,9 @@ def _fit_arrays(model: Model, fam: str, recipe: Recipe, X, y, w, warn=True) -> F
         if fam == "binomial" and not np.all(np.isin(y, (0.0, 1.0))):
             raise DataError([Problem("outcome_not_binary", recipe.response,
                                      f"{label}: binomial response must be 0/1", int((~np.isin(y, (0., 1.))).sum()))])
-        params, converged, _ = irls(X, y, w, fam)
+        params, converged, _ = irls(X, y, w, fam, start=start)
+        if start is not None and not converged:
+            params, converged, _ = irls(X, y, w, fam)
         if warn and fam == "binomial":
             eta = X @ params
             if np.any(np.abs(eta) > 25) or not converged:

@@ -351,6 +351,8 @@ def validate_long(
 
 
 def _sortable(s: pd.Series) -> np.ndarray:
+    if isinstance(s.dtype, pd.CategoricalDtype):  # the categories' order (numeric ids stay numeric)
+        return s.cat.codes.to_numpy()
     if pd.api.types.is_numeric_dtype(s):
         return s.to_numpy()
     return s.astype(str).to_numpy()

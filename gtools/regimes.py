@@ -112,7 +112,15 @@ class Regime:
     is_static: bool = False
 
     def __call__(self, state: State) -> np.ndarray:
-        return np.asarray(self.treat(state), dtype=float)
+        a = np.asarray(self.treat(state), dtype=float)
+        if a.shape != (state.n,):
+            raise ValueError(f"regime {self.name!r} returned treatments of shape {a.shape}; expected one per "
+                             f"person ({state.n},)")
+        if not np.all(np.isfinite(a)):
+            bad = int((~np.isfinite(a)).sum())
+            raise ValueError(f"regime {self.name!r} returned a missing or infinite treatment for {bad} of "
+                             f"{state.n} person(s) at time index {int(np.min(state.t[~np.isfinite(a)]))}")
+        return a
 
     def treat(self, state: State) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -264,6 +272,9 @@ class _Custom(Regime):
 
     def treat(self, state: State) -> np.ndarray:
         out = np.asarray(self.fn(state), dtype=float)
+        if out.ndim > 1 or (out.ndim == 1 and len(out) != state.n):
+            raise ValueError(f"custom regime {self.name!r} returned treatments of shape {out.shape}; expected a "
+                             f"number or one treatment per person ({state.n},)")
         return np.broadcast_to(out, (state.n,)).astype(float)
 
 

@@ -555,6 +555,7 @@ def _cases():
                                               "never": gt.regimes.never()}, treatment_model=TRT,
                                              censor_model="C ~ L"), "cens_pt"),
         ("gestimation", lambda: gt.GEstimation("A + A:time", treatment_model="A ~ L + lag1_A"), "snmm_pt"),
+        ("gestimation_survival", lambda: gt.GEstimation("A", treatment_model=TRT, censor_model="C ~ L"), "cens_pt"),
         ("qlearning", lambda: gt.QLearning(QL_FORMULAS, method="dwols", treatment_model="A ~ X"), "ql_pt"),
     ]
 

@@ -181,7 +181,11 @@ class Model:
         if not use.any():
             raise DataError([Problem("empty_table", d.recipe.response,
                                      f"{self.label}: no rows to fit on", 0)])
-        X, y, wu = d.X[use], d.y[use], w[use]
+        if fam in ("binomial", "poisson") and self.learner is None:
+            # IRLS skips zero-weight rows, so the cached design is used as it is, without row copies
+            X, y, wu = d.X, d.y, np.where(use, w, 0.0)
+        else:
+            X, y, wu = d.X[use], d.y[use], w[use]
         # A fit on re-weighted persons (a bootstrap replicate) starts IRLS from the unweighted
         # fit of the same rows, when there was one: fewer iterations, same optimum. Only
         # unweighted fits store a start, so replicates never depend on each other's order.
@@ -190,7 +194,7 @@ class Model:
             start_key = ("irls_start", self.formula, fam, self.absorbing,
                          np.packbits(sel & d.usable).tobytes())  # not hash(): it varies by process
         start = pt._cache.get(start_key) if (start_key and pt.weights is not None) else None
-        fitted = _fit_arrays(self, fam, d.recipe, X, y, wu, warn=warn, start=start)
+        fitted = _fit_arrays(self, fam, d.recipe, X, y, wu, warn=warn, start=start, design=d, use=use)
         if start_key and pt.weights is None and weights is None and fitted.converged:
             pt._cache[start_key] = fitted.params
         return fitted
@@ -312,7 +316,11 @@ def _multinomial_newton(X, yk, w, J, tol=1e-10, max_iter=100):
     return B, converged
 
 
-def _fit_arrays(model: Model, fam: str, recipe: Recipe, X, y, w, warn=True, start=None) -> FittedModel:
+def _fit_arrays(model: Model, fam: str, recipe: Recipe, X, y, w, warn=True, start=None, design=None,
+                use=None) -> FittedModel:
+    """Fit on arrays. For binomial/poisson, ``X, y, w`` may be the whole design with ``w = 0`` off the
+    fitted rows ``use`` (IRLS skips them); other families get the fitted rows only."""
+    full = use is not None and len(w) == len(use) and fam in ("binomial", "poisson") and model.learner is None
     label = model.label
     scale = 1.0
     levels: list[float] | None = None
@@ -321,7 +329,8 @@ def _fit_arrays(model: Model, fam: str, recipe: Recipe, X, y, w, warn=True, star
     bounds = None
     if fam in ("truncated_normal", "bounded_normal"):
         bounds = tuple(model.bounds) if model.bounds is not None else (float(y.min()), float(y.max()))
-    if warn and fam in ("binomial", "gaussian", "poisson", "truncated_normal", "bounded_normal"):
+    if warn and fam in ("gaussian", "truncated_normal", "bounded_normal") or (
+            warn and fam in ("binomial", "poisson") and not full):
         _check_rank(X, recipe.names, label)
     if model.learner is not None:
         from sklearn.base import clone
@@ -336,14 +345,19 @@ def _fit_arrays(model: Model, fam: str, recipe: Recipe, X, y, w, warn=True, star
         if fam == "multinomial":
             levels = sorted(np.unique(y).tolist())
     elif fam in ("binomial", "poisson"):
-        if fam == "binomial" and not np.all(np.isin(y, (0.0, 1.0))):
+        yu = y[use] if full else y
+        if fam == "binomial" and not np.all(np.isin(yu, (0.0, 1.0))):
             raise DataError([Problem("outcome_not_binary", recipe.response,
-                                     f"{label}: binomial response must be 0/1", int((~np.isin(y, (0., 1.))).sum()))])
+                                     f"{label}: binomial response must be 0/1", int((~np.isin(yu, (0., 1.))).sum()))])
         params, converged, _ = irls(X, y, w, fam, start=start)
         if start is not None and not converged:
             params, converged, _ = irls(X, y, w, fam)
+        if warn and full:
+            _check_rank_weighted(X, w, recipe.names, label)
         if warn and fam == "binomial":
             eta = X @ params
+            if full:
+                eta = eta[w > 0]
             if np.any(np.abs(eta) > 25) or not converged:
                 warnings.warn(f"{label}: fitted probabilities of 0 or 1 (possible separation"
                               f"{'' if converged else '; IRLS did not converge'}); check sparse cells or "
@@ -362,9 +376,13 @@ def _fit_arrays(model: Model, fam: str, recipe: Recipe, X, y, w, warn=True, star
         scale = float(np.sqrt(np.sum(w * resid ** 2) / dof))
     if warn and not converged:
         warnings.warn(f"{label}: the fit did not converge", FitWarning, stacklevel=3)
+    if full:  # keep the cached design and the mask, not row copies, for the lazy statsmodels summary
+        return FittedModel(spec=model, family=fam, recipe=recipe, params=params, scale=scale, bounds=bounds,
+                           levels=levels, learner=learner, converged=converged, n_obs=float(w.sum()),
+                           _w=w[w > 0], _design=design, _rows=w > 0)
     return FittedModel(spec=model, family=fam, recipe=recipe, params=params, scale=scale, bounds=bounds,
                        levels=levels, learner=learner, converged=converged, n_obs=float(w.sum()),
-                       _X=X, _y=y, _w=w)
+                       _Xfit=X, _yfit=y, _w=w)
 
 
 def _rank(X: np.ndarray, w: np.ndarray) -> int:
@@ -377,6 +395,25 @@ def _rank(X: np.ndarray, w: np.ndarray) -> int:
     if not keep.any():
         return 0
     return int(np.linalg.matrix_rank(G[np.ix_(keep, keep)] / np.outer(d[keep], d[keep]), hermitian=True))
+
+
+def _check_rank_weighted(X, w, names, label):
+    """:func:`_check_rank` on the rows with positive weight, via the numba cross-product (no row copies)."""
+    from gtools._irls import BINOMIAL, accumulate
+
+    # the logit kernel at eta = 0 gives X' diag(w/4) X over the rows with w > 0
+    _, A, _ = accumulate(np.ascontiguousarray(X, dtype=float), np.zeros(len(w)), np.ascontiguousarray(w),
+                         np.zeros(X.shape[1]), np.zeros(len(w)), True, BINOMIAL)
+    n_used = int((w > 0).sum())
+    d = np.sqrt(np.maximum(np.diag(A), 1e-300))
+    ev = np.linalg.eigvalsh(A / np.outer(d, d))
+    if ev[0] <= 1e-11 or n_used < X.shape[1]:
+        rows = w > 0
+        const = [names[j] for j in range(X.shape[1])
+                 if names[j] != "Intercept" and np.ptp(X[rows, j]) == 0]
+        hint = f"; constant column(s): {const}" if const else ""
+        warnings.warn(f"{label}: singular design (collinear columns{hint}); coefficients are not identified",
+                      FitWarning, stacklevel=4)
 
 
 def _check_rank(X, names, label):
@@ -421,10 +458,21 @@ class FittedModel:
     learner: Any = None
     converged: bool = True
     n_obs: float = 0.0
-    _X: np.ndarray | None = field(default=None, repr=False)
-    _y: np.ndarray | None = field(default=None, repr=False)
+    _Xfit: np.ndarray | None = field(default=None, repr=False)
+    _yfit: np.ndarray | None = field(default=None, repr=False)
     _w: np.ndarray | None = field(default=None, repr=False)
+    _design: Design | None = field(default=None, repr=False)
+    _rows: np.ndarray | None = field(default=None, repr=False)
     _sm: Any = field(default=None, repr=False)
+
+    @property
+    def _X(self) -> np.ndarray:
+        """The fitted rows of the design (taken from the cached design when it was fitted in place)."""
+        return self._Xfit if self._Xfit is not None else self._design.X[self._rows]
+
+    @property
+    def _y(self) -> np.ndarray:
+        return self._yfit if self._yfit is not None else self._design.y[self._rows]
 
     @property
     def names(self) -> list[str]:

@@ -202,12 +202,12 @@ class MSM:
         if not rows.any():
             raise DataError([Problem("empty_table", d.recipe.response, f"MSM {self.formula!r}: no rows to fit", 0)])
         ipw = np.ones(pt.n_rows) if wres is None else wres.weights.to_numpy()
-        w = (ipw * fw)[rows]
-        X, y = d.X[rows], d.y[rows]
-        if fam == "binomial" and not np.all(np.isin(y, (0.0, 1.0))):
+        w = np.where(rows, ipw * fw, 0.0)  # zero weight off the fitted rows: the cached design is used in place
+        X, y = d.X, d.y
+        if fam == "binomial" and not np.all(np.isin(y[rows], (0.0, 1.0))):
             raise DataError([Problem("outcome_not_binary", d.recipe.response,
                                      "binomial MSM needs a 0/1 outcome; use family='gaussian'", 0)])
-        glm = _fit_glm(X, y, w, pt.person_index[rows], fam, d.recipe.names)
+        glm = _fit_glm(X, y, w, pt.person_index, fam, d.recipe.names)
         res = MSMResult(spec=self, family=fam, glm=glm, names=list(d.recipe.names), recipe=d.recipe,
                         weights=wres, n_rows=int(rows.sum()), n_persons=int(np.unique(pt.person_index[rows]).size),
                         _pt=pt)
@@ -216,23 +216,70 @@ class MSM:
         return res
 
 
+class _WeightedGLM:
+    """A weighted GLM with the cluster-robust (by person) sandwich, fitted on the cached design in place.
+
+    Coefficients by IRLS (binomial, poisson) or weighted least squares (gaussian) on the rows with
+    positive weight; covariance :math:`H^{-1} (\\sum_i U_i U_i^T) H^{-1}` with :math:`H = X^T W V X`
+    and :math:`U_i = \\sum_{r \\in i} w_r (y_r - \\mu_r) x_r` (no small-sample correction): the same
+    numbers as statsmodels' ``GLM(var_weights=w).fit(cov_type="cluster", use_correction=False)``,
+    without copying the design. Wald tests and intervals use the normal distribution.
+    """
+
+    def __init__(self, X, y, w, groups, fam):
+        from gtools.models import _wls, irls
+
+        used = w > 0
+        y0 = np.where(used, y, 0.0)
+        if fam in ("binomial", "poisson"):
+            beta, converged, _ = irls(X, y0, w, fam)
+            if not converged:
+                warnings.warn("MSM: IRLS did not converge", FitWarning, stacklevel=4)
+        else:
+            beta = _wls(X, y0, w)
+        eta = X @ beta
+        if fam == "binomial":
+            mu = 1.0 / (1.0 + np.exp(-eta))
+            v = mu * (1.0 - mu)
+        elif fam == "poisson":
+            mu = np.exp(eta)
+            v = mu
+        else:
+            mu, v = eta, np.ones_like(eta)
+        hw = w * v
+        p = X.shape[1]
+        H = np.empty((p, p))
+        for j in range(p):  # column by column: no n x p temporaries
+            H[j] = X.T @ (hw * X[:, j])
+        r = np.where(used, w * (y0 - mu), 0.0)
+        n_groups = int(groups.max()) + 1 if len(groups) else 0
+        U = np.empty((n_groups, p))
+        for j in range(p):
+            U[:, j] = np.bincount(groups, weights=r * X[:, j], minlength=n_groups)
+        Hinv = np.linalg.pinv(H)
+        self.params = beta
+        self._cov = Hinv @ (U.T @ U) @ Hinv
+        self.bse = np.sqrt(np.maximum(np.diag(self._cov), 0.0))
+        self.tvalues = beta / np.where(self.bse > 0, self.bse, np.nan)
+        from statistics import NormalDist
+
+        nd = NormalDist()
+        self.pvalues = np.array([2 * (1 - nd.cdf(abs(z))) if np.isfinite(z) else np.nan for z in self.tvalues])
+        self.max_abs_eta = float(np.max(np.abs(eta[used]))) if used.any() else 0.0
+
+    def cov_params(self) -> np.ndarray:
+        return self._cov
+
+    def conf_int(self, alpha: float = 0.05) -> np.ndarray:
+        from statistics import NormalDist
+
+        z = NormalDist().inv_cdf(1 - alpha / 2)
+        return np.column_stack([self.params - z * self.bse, self.params + z * self.bse])
+
+
 def _fit_glm(X, y, w, groups, fam, names):
-    import statsmodels.api as sm
-
-    from gtools.models import irls
-
-    family = {"binomial": sm.families.Binomial(), "gaussian": sm.families.Gaussian(),
-              "poisson": sm.families.Poisson()}[fam]
-    start = None
-    if fam in ("binomial", "poisson"):
-        start, _, _ = irls(X, y, w, fam)
-    with warnings.catch_warnings():
-        # statsmodels flags cluster covariance with var_weights as "not fully supported";
-        # tests check that it equals the person-level sandwich sum_i U_i U_i'
-        warnings.simplefilter("ignore")
-        glm = sm.GLM(y, X, family=family, var_weights=w).fit(
-            start_params=start, cov_type="cluster", cov_kwds={"groups": groups, "use_correction": False})
-    if fam == "binomial" and np.any(np.abs(X @ glm.params) > 25):
+    glm = _WeightedGLM(X, y, w, groups, fam)
+    if fam == "binomial" and glm.max_abs_eta > 25:
         warnings.warn("MSM: fitted probabilities of 0 or 1 (possible separation); simplify the MSM "
                       "(e.g. a smooth function of time instead of C(time))", FitWarning, stacklevel=3)
     return glm

@@ -24,6 +24,7 @@ fitted on rows where the previous value was 0).
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -136,6 +137,7 @@ class Model:
             cols = {c: data[c].to_numpy() for c in data.columns}
             # numeric view; strings in a model column are an error
             recipe = build_recipe(self.formula, _numeric_view(cols, self.formula, pt), list(data.columns))
+            _label_categories(recipe, getattr(pt, "categories", {}), self.formula)
             numc = {v: np.asarray(data[v], dtype=float) for v in recipe.variables}
             X = recipe.matrix(numc) if recipe.variables else np.ones((len(data), recipe.n_columns))
             bad_x = np.isnan(X).any(axis=1)
@@ -202,6 +204,31 @@ class Model:
 
 def _py(x):
     return x.item() if isinstance(x, np.generic) else x
+
+
+_C_NAME = re.compile(r"C\(([A-Za-z_][A-Za-z0-9_.]*)\)\[T\.([^\]]+)\]")
+
+
+def _label_categories(recipe: Recipe, categories: Mapping[str, list], formula: str) -> None:
+    """Name ``C(sex)[T.1]`` by its level (``C(sex)[T.M]``) for text covariates stored as codes, and refuse
+    a text covariate with more than two levels used as a number."""
+    if not categories:
+        return
+    for f in range(len(recipe.fac_var)):
+        var = recipe.variables[recipe.fac_var[f]]
+        if var in categories and recipe.fac_kind[f] == 0 and len(categories[var]) > 2:
+            raise DataError([Problem("non_numeric", var, f"formula {formula!r} uses {var!r} as a number, but it "
+                                     f"is a categorical covariate with levels {categories[var]}: write C({var})", 0)])
+
+    def relabel(m: re.Match) -> str:
+        var, code = m.group(1), m.group(2)
+        levels = categories.get(var)
+        try:
+            return f"C({var})[T.{levels[int(float(code))]}]" if levels is not None else m.group(0)
+        except (ValueError, IndexError):
+            return m.group(0)
+
+    recipe.names = [_C_NAME.sub(relabel, n) for n in recipe.names]
 
 
 def _numeric_view(cols: Mapping[str, np.ndarray], formula: str, pt) -> Mapping[str, np.ndarray]:

@@ -185,11 +185,19 @@ def validate_long(
     # numeric roles
     numeric_roles = set(_checks("long")["non_numeric"]["roles"])
     non_numeric: dict[str, np.ndarray] = {}  # reported once, as non-numeric, not again as missing
+    categories: dict[str, list] = {}
     for role, cols in roles.items():
         if role not in numeric_roles:
             continue
         for c in cols:
             s = data[c]
+            if role in ("covariates", "baseline") and _is_text_category(s):
+                # a text or categorical covariate: stored as codes 0..k-1 of its sorted levels
+                # (a pandas Categorical keeps its own order); formulas use it through C(col)
+                codes, levels = _encode_category(s)
+                categories[c] = levels
+                data[c] = codes
+                continue
             if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
                 conv = s.astype(float)
             else:
@@ -347,7 +355,30 @@ def validate_long(
     data[time] = tidx
     if np.all(np.mod(tvals, 1) == 0):
         tvals = tvals.astype(np.int64)
+    data.attrs["gtools_categories"] = categories  # levels of text covariates stored as codes
     return data, tvals, col.problems
+
+
+def _is_text_category(s: pd.Series) -> bool:
+    """A pandas Categorical, or text of which no value reads as a number."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        return not pd.api.types.is_numeric_dtype(s.cat.categories.dtype)
+    if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
+        return False
+    vals = s.dropna()
+    return len(vals) > 0 and pd.to_numeric(vals, errors="coerce").isna().all()
+
+
+def _encode_category(s: pd.Series) -> tuple[np.ndarray, list]:
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        levels = [lv for lv in s.cat.categories.tolist() if (s == lv).any()]
+    else:
+        levels = sorted(s.dropna().astype(str).unique().tolist())
+    lookup = {lv: float(i) for i, lv in enumerate(levels)}
+    key = s if isinstance(s.dtype, pd.CategoricalDtype) else s.astype("string")
+    codes = np.array([lookup.get(v, np.nan) if v is not pd.NA and v == v else np.nan
+                      for v in key.astype(object)], dtype=float)
+    return codes, levels
 
 
 def _sortable(s: pd.Series) -> np.ndarray:
@@ -436,6 +467,7 @@ class PersonTime:
         time_values: np.ndarray | None = None,
         history: Sequence[Feature] = (),
         weights: np.ndarray | None = None,
+        categories: Mapping[str, list] | None = None,
         _cache: dict | None = None,
     ):
         self.data = data
@@ -447,6 +479,7 @@ class PersonTime:
                             if time_values is None else np.asarray(time_values))
         self.history = list(history)
         self.weights = weights
+        self.categories = dict(categories or {})
         self._cache = {} if _cache is None else _cache
 
     # -- construction --------------------------------------------------
@@ -510,6 +543,7 @@ class PersonTime:
         )
         if problems:
             raise DataError(problems)
+        categories = data.attrs.pop("gtools_categories", {})
         return cls(
             data,
             id=id,
@@ -522,6 +556,7 @@ class PersonTime:
             censor=censor,
             competing=competing,
             time_values=tvals,
+            categories=categories,
         )
 
     @classmethod
@@ -795,7 +830,7 @@ class PersonTime:
 
     def _replace(self, **kw) -> PersonTime:
         args = dict(data=self.data, **self.roles, time_values=self.time_values, history=self.history,
-                    weights=self.weights, _cache=self._cache)
+                    weights=self.weights, categories=self.categories, _cache=self._cache)
         args.update(kw)
         data = args.pop("data")
         return PersonTime(data, **args)
@@ -805,6 +840,7 @@ class PersonTime:
         base = df.drop(columns=[f.name for f in self.history if f.name in df.columns])
         pt = PersonTime.from_long(base, **self.roles)
         pt.time_values = self.time_values
+        pt.categories = {**self.categories, **pt.categories}
         return pt.add_history(*self.history) if self.history else pt
 
     def with_weights(self, row_weights: np.ndarray | None) -> PersonTime:

@@ -729,8 +729,6 @@ def test_msm_standardisation_of_a_dynamic_regime_points_to_clone_censor_weight(s
         gt.MSM("Y ~ A", regimes={"th": gt.regimes.threshold("L", ">", 0.0)}).fit(surv_pt)
 
 
-@pytest.mark.xfail(strict=True, reason="design question: text categories (sex='F'/'M') are rejected at ingestion "
-                   "and by C(); users must recode them as numbers")
 def test_text_baseline_category_in_c_terms_is_accepted(surv_df):
     df = surv_df.assign(sex=np.where(surv_df["W"] > 0, "F", "M"))
     pt = gt.PersonTime.from_long(df, **{**ROLES, "baseline": ["W", "sex"]}, outcome_type="survival")

@@ -593,3 +593,35 @@ def test_cli_check_intervals_schema(tmp_path, capsys):
     rec.to_csv(f, index=False)
     assert cli_main(args) == 0
     assert "no problems found" in capsys.readouterr().out
+
+
+def test_text_covariates_are_stored_as_codes_and_named_by_level_in_models():
+    rng = np.random.default_rng(0)
+    n = 400
+    edu = rng.choice(["college", "high school", "none"], size=n)
+    sex = rng.choice(["F", "M"], size=n)
+    a = (rng.random(n) < np.where(edu == "college", 0.7, 0.3)).astype(float)
+    df = pd.DataFrame({"id": np.arange(n), "t": 0, "edu": edu, "sex": pd.Categorical(sex, ["M", "F"]), "A": a,
+                       "Y": rng.normal(size=n)})
+    before = df.copy(deep=True)
+    pt = gt.PersonTime.from_long(df, id="id", time="t", treatment="A", baseline=["edu", "sex"], outcome="Y",
+                                 outcome_type="continuous")
+    pd.testing.assert_frame_equal(df, before)
+    assert pt.categories == {"edu": ["college", "high school", "none"], "sex": ["M", "F"]}
+    np.testing.assert_array_equal(pt.data["edu"].to_numpy(), np.searchsorted(["college", "high school", "none"], edu))
+    f = gt.Model("A ~ C(edu) + C(sex)").fit(pt)
+    assert f.names == ["Intercept", "C(edu)[T.high school]", "C(edu)[T.none]", "C(sex)[T.F]"]
+    coded = df.assign(edu=np.searchsorted(["college", "high school", "none"], edu).astype(float),
+                      sex=(sex == "F").astype(float))
+    ref = gt.Model("A ~ C(edu) + C(sex)").fit(gt.PersonTime.from_long(
+        coded, id="id", time="t", treatment="A", baseline=["edu", "sex"], outcome="Y", outcome_type="continuous"))
+    np.testing.assert_allclose(f.params, ref.params)
+    with pytest.raises(gt.DataError, match=r"write C\(edu\)"):
+        gt.Model("A ~ edu").fit(pt)
+
+
+def test_text_with_a_few_non_numbers_in_a_numeric_column_is_still_an_error():
+    df = pd.DataFrame({"id": [1, 2, 3], "t": 0, "L": ["1.5", "n/a", "2.0"], "A": [0, 1, 0], "Y": [0, 0, 1]})
+    with pytest.raises(gt.DataError) as exc:
+        gt.PersonTime.from_long(df, id="id", time="t", treatment="A", covariates=["L"], outcome="Y")
+    assert exc.value.problems[0].check == "non_numeric"

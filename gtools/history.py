@@ -195,6 +195,20 @@ class Feature:
         else:
             state[:, 0] = np.maximum(state[:, 0], (src != 0).astype(float))
 
+    # the same step rules as numba loops (identical floats; used by the g-formula's numba engine)
+    def value_into(self, state: np.ndarray, src: np.ndarray, t: int, out: np.ndarray) -> None:
+        """:meth:`value` written into ``out`` by a compiled loop (``src`` is any float array for lags)."""
+        from gtools import _history_numba as hn
+
+        hn.step_value(hn.KIND_CODE[self.kind], int(self.k), float(self.fill), float(self.target), state, src,
+                      int(t), out)
+
+    def update_numba(self, state: np.ndarray, src: np.ndarray, t: int) -> None:
+        """:meth:`update` by a compiled loop."""
+        from gtools import _history_numba as hn
+
+        hn.step_update(hn.KIND_CODE[self.kind], int(self.k), float(self.target), state, src, int(t))
+
     def __repr__(self) -> str:
         src = repr(self.source) if isinstance(self.source, Feature) else repr(self.source)
         extra = ""

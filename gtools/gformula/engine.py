@@ -145,32 +145,42 @@ def _ns_value(v, param, o):
 # -- kernels -----------------------------------------------------------------------------------
 
 
+CHUNK = 512  # persons per strip of the kernels: the linear predictors of a strip stay in L1 cache
+
+
 @numba.njit(cache=True, nogil=True)
-def _linpred(M, var, kind, param, ptr, beta, eta):
-    """Linear predictors ``eta[:, m]`` of every simulated person, term by term.
+def _linpred_chunk(M, var, kind, param, ptr, beta, i0, m, eta):
+    """Linear predictors ``eta[k, r]`` of persons ``i0 + r`` (``r < m``), term by term.
 
     The loop runs over terms outside and persons inside, so each inner loop
-    streams contiguous rows of ``M`` (main effects and the intercept, the
-    common case, take the fast branches).
+    streams a contiguous stretch of a row of ``M`` into a strip that stays in
+    cache (main effects and the intercept, the common case, take the fast
+    branches). Each person's sum is accumulated in term order, as
+    :meth:`gtools.FittedModel.design` @ params does.
     """
-    n = M.shape[1]
     J = beta.shape[1]
-    eta[:, :] = 0.0
+    for k in range(J):
+        ek = eta[k]
+        for r in range(m):
+            ek[r] = 0.0
     for j in range(ptr.shape[0] - 1):
         f0, f1 = ptr[j], ptr[j + 1]
         if f1 == f0:
-            for m in range(J):
-                b = beta[j, m]
-                for i in range(n):
-                    eta[i, m] += b
+            for k in range(J):
+                b = beta[j, k]
+                ek = eta[k]
+                for r in range(m):
+                    ek[r] += b
         elif f1 == f0 + 1 and kind[f0] == 0 and param[f0] == 1.0:
-            row = M[var[f0]]
-            for m in range(J):
-                b = beta[j, m]
-                for i in range(n):
-                    eta[i, m] += b * row[i]
+            row = M[var[f0], i0:i0 + m]  # a slice, so the loop indexes from 0 and vectorises
+            for k in range(J):
+                b = beta[j, k]
+                ek = eta[k]
+                for r in range(m):
+                    ek[r] += b * row[r]
         else:
-            for i in range(n):
+            for r in range(m):
+                i = i0 + r
                 x = 1.0
                 for f in range(f0, f1):
                     v = M[var[f], i]
@@ -181,24 +191,78 @@ def _linpred(M, var, kind, param, ptr, beta, eta):
                         x *= _ns_value(v, param, int(param[f]))
                     elif v != param[f]:
                         x = 0.0
-                for m in range(J):
-                    eta[i, m] += beta[j, m] * x
+                for k in range(J):
+                    eta[k, r] += beta[j, k] * x
+
+
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01  # ln 2 split so k * _LN2_HI is exact (fdlibm's constants)
+_LN2_LO = 1.90821492927058770002e-10
+_ROUND = 6755399441055744.0  # 1.5 * 2**52: adding it rounds to an integer held in the low mantissa bits
+_C3, _C4, _C5, _C6, _C7, _C8, _C9, _C10, _C11, _C12, _C13 = (1.0 / math.factorial(k) for k in range(3, 14))
+
+
+@numba.njit(cache=True, nogil=True)
+def _exp_strip(sign, x, m, out, t, tbits, sc, scbits):
+    """``out[q] = exp(sign * x[q])`` for ``q < m``, in loops the compiler vectorises.
+
+    Range reduction ``x = k ln 2 + r``, ``|r| <= ln 2 / 2``, with the integer
+    ``k`` taken from the bits of ``x log2 e + 1.5 * 2**52``; ``exp(r)`` by its
+    Taylor polynomial of degree 13 (truncation below 1e-17 relative, Estrin's scheme), and
+    ``2**k`` built from its bits. Accurate to a few units in the last place;
+    arguments are clamped to [-708, 709] (``exp`` then under/overflows only
+    where a probability is already 0 or 1 to double precision); NaN stays NaN.
+    ``t``, ``sc`` are scratch strips and ``tbits``, ``scbits`` their int64 views.
+    """
+    for q in range(m):
+        v = sign * x[q]
+        v = v if v > -708.0 else -708.0
+        v = v if v < 709.0 else 709.0
+        tt = v * _LOG2E + _ROUND
+        t[q] = tt
+        kf = tt - _ROUND
+        r = (v - kf * _LN2_HI) - kf * _LN2_LO
+        # Estrin's scheme: a shallow dependency chain, so the vector units stay busy
+        r2 = r * r
+        r4 = r2 * r2
+        q0 = (1.0 + r) + r2 * (0.5 + r * _C3)
+        q1 = (_C4 + r * _C5) + r2 * (_C6 + r * _C7)
+        q2 = (_C8 + r * _C9) + r2 * (_C10 + r * _C11)
+        q3 = _C12 + r * _C13
+        p = (q0 + r4 * q1) + (r4 * r4) * (q2 + r4 * q3)
+        out[q] = p
+    for q in range(m):
+        scbits[q] = (tbits[q] + 1023) << 52
+    for q in range(m):
+        xv = x[q]
+        out[q] = out[q] * sc[q] if xv == xv else xv
 
 
 @numba.njit(cache=True, nogil=True)
 def _mean_kernel(M, var, kind, param, ptr, beta, family, out):
     """Predicted mean (probability for binomial) of every simulated person; not for multinomial."""
     n = M.shape[1]
-    eta = np.empty((n, 1))
-    _linpred(M, var, kind, param, ptr, beta, eta)
-    for i in range(n):
-        e = eta[i, 0]
+    eta = np.empty((1, CHUNK))
+    ex = np.empty(CHUNK)
+    t = np.empty(CHUNK)
+    sc = np.empty(CHUNK)
+    tbits = t.view(np.int64)
+    scbits = sc.view(np.int64)
+    e0 = eta[0]
+    for i0 in range(0, n, CHUNK):
+        m = min(CHUNK, n - i0)
+        _linpred_chunk(M, var, kind, param, ptr, beta, i0, m, eta)
+        o = out[i0:i0 + m]
         if family == 0:
-            out[i] = 1.0 / (1.0 + math.exp(-e))
+            _exp_strip(-1.0, e0, m, ex, t, tbits, sc, scbits)
+            for r in range(m):
+                o[r] = 1.0 / (1.0 + ex[r])
         elif family == 4:
-            out[i] = math.exp(e)
+            for r in range(m):
+                o[r] = math.exp(e0[r])
         else:
-            out[i] = e
+            for r in range(m):
+                o[r] = e0[r]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -207,44 +271,69 @@ def _draw_kernel(M, var, kind, param, ptr, beta, family, scale, lo, hi, absorbin
 
     ``r`` holds the person's random number: a uniform for binomial,
     truncated normal, poisson and multinomial draws, a standard normal for
-    gaussian and bounded normal ones.
+    gaussian and bounded normal ones. An absorbing response keeps a 1.
     """
     n = M.shape[1]
     J = beta.shape[1]
-    eta = np.empty((n, J))
-    _linpred(M, var, kind, param, ptr, beta, eta)
+    eta = np.empty((J, CHUNK))
+    ex = np.empty(CHUNK)
+    t = np.empty(CHUNK)
+    sc = np.empty(CHUNK)
+    tbits = t.view(np.int64)
+    scbits = sc.view(np.int64)
+    e0 = eta[0]
     out = M[out_row]
-    for i in range(n):
-        if absorbing and out[i] == 1.0:
-            continue
-        if family == 5:
-            # baseline-category logit: level 0 has linear predictor 0
-            mx = 0.0
-            for m in range(J):
-                if eta[i, m] > mx:
-                    mx = eta[i, m]
-            tot = math.exp(-mx)
-            for m in range(J):
-                tot += math.exp(eta[i, m] - mx)
-            c = math.exp(-mx) / tot
-            k = 0
-            while k < J and r[i] > c:
-                c += math.exp(eta[i, k] - mx) / tot
-                k += 1
-            out[i] = levels[k]
-            continue
-        e = eta[i, 0]
+    for i0 in range(0, n, CHUNK):
+        m = min(CHUNK, n - i0)
+        _linpred_chunk(M, var, kind, param, ptr, beta, i0, m, eta)
+        o = out[i0:i0 + m]  # slices, so the loops index from 0 and vectorise
+        rs = r[i0:i0 + m]
         if family == 0:
-            out[i] = 1.0 if r[i] < 1.0 / (1.0 + math.exp(-e)) else 0.0
-        elif family == 1:
-            out[i] = e + scale * r[i]
-        elif family == 2:
-            out[i] = _truncnorm(e, scale, lo, hi, r[i])
-        elif family == 3:
-            v = e + scale * r[i]
-            out[i] = lo if v < lo else (hi if v > hi else v)
-        else:
-            out[i] = _poisson_inv(math.exp(e), r[i])
+            _exp_strip(-1.0, e0, m, ex, t, tbits, sc, scbits)
+            for q in range(m):
+                v = 1.0 if rs[q] < 1.0 / (1.0 + ex[q]) else 0.0
+                o[q] = 1.0 if (absorbing and o[q] == 1.0) else v
+            continue
+        if family == 1 or family == 3:
+            for q in range(m):
+                v = e0[q] + scale * rs[q]
+                if family == 3:
+                    v = lo if v < lo else (hi if v > hi else v)
+                o[q] = 1.0 if (absorbing and o[q] == 1.0) else v
+            continue
+        for q in range(m):
+            i = i0 + q
+            if absorbing and out[i] == 1.0:
+                continue
+            if family == 5:
+                # baseline-category logit: level 0 has linear predictor 0
+                mx = 0.0
+                for k in range(J):
+                    if eta[k, q] > mx:
+                        mx = eta[k, q]
+                tot = math.exp(-mx)
+                for k in range(J):
+                    tot += math.exp(eta[k, q] - mx)
+                c = math.exp(-mx) / tot
+                k = 0
+                while k < J and r[i] > c:
+                    c += math.exp(eta[k, q] - mx) / tot
+                    k += 1
+                out[i] = levels[k]
+            elif family == 2:
+                out[i] = _truncnorm(eta[0, q], scale, lo, hi, r[i])
+            else:
+                out[i] = _poisson_inv(math.exp(eta[0, q]), r[i])
+
+
+@numba.njit(cache=True, nogil=True)
+def gather_columns(M, idx, out):
+    """``out[:, i] = M[:, idx[i]]``: the time slices of resampled persons (``M[:, idx]`` without temporaries)."""
+    for r in range(M.shape[0]):
+        row = M[r]
+        o = out[r]
+        for i in range(idx.shape[0]):
+            o[i] = row[idx[i]]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -462,6 +551,185 @@ def _feature_value(f, state: np.ndarray, M: np.ndarray, positions: dict[str, int
     return f.value(state, src, t)
 
 
+@dataclass(frozen=True)
+class _FeatureStep:
+    """A history feature's step rule laid out over the rows of ``M``."""
+
+    feature: Any
+    name: str
+    row: int  # the feature's row of M
+    src_row: int  # its source's row (the feature's own row for lags, whose value ignores it)
+    code: int
+    k: int
+    fill: float
+    target: float
+
+
+def _feature_steps(plan: Plan) -> dict:
+    """``start``, ``after`` (column -> steps) and ``all`` feature steps of a plan (built once, kept on it)."""
+    cached = plan.__dict__.get("_steps")
+    if cached is None:
+        from gtools._history_numba import KIND_CODE
+
+        pos = plan.positions
+
+        def step(f) -> _FeatureStep:
+            return _FeatureStep(f, f.name, pos[f.name], pos[f.name] if f.kind == "lag" else pos[f.source_name],
+                                KIND_CODE[f.kind], int(f.k), float(f.fill), float(f.target))
+
+        cached = {"start": [step(f) for f in plan.start_features],
+                  "after": {c: [step(f) for f in fs] for c, fs in plan.features_after.items()},
+                  "all": [_FeatureStep(f, f.name, pos[f.name], pos[f.source_name], KIND_CODE[f.kind], int(f.k),
+                                       float(f.fill), float(f.target)) for f in plan.features],
+                  "tracked": np.array([pos[c] for c in plan.tracked], dtype=np.int64)}
+        plan.__dict__["_steps"] = cached
+    return cached
+
+
+class RegimeBlock:
+    """One block of simulated persons under one regime, advanced one interval at a time by :meth:`step`.
+
+    ``M`` holds the persons' last known time slice (their observed first
+    interval when ``observed_first``) and is updated in place; ``states`` the
+    history state after interval ``t_start - 1``; ``previous`` the treatment
+    in interval ``t_start - 1``. Results are added to ``acc`` at index
+    ``t - t_offset``. All per-person buffers are allocated here, once.
+    """
+
+    def __init__(self, plan: Plan, regime, M: np.ndarray, states: dict[str, np.ndarray], previous: np.ndarray,
+                 t_start: int, observed_first: bool, engine: str, acc: Accumulator, keep: bool = False,
+                 t_offset: int = 0):
+        n = M.shape[1]
+        self.plan, self.regime, self.M, self.states = plan, regime, M, states
+        self.t_start, self.observed_first, self.engine, self.acc = t_start, observed_first, engine, acc
+        self.keep, self.t_offset, self.n = keep, t_offset, n
+        self.previous = np.array(previous, dtype=float).reshape(n)
+        self.natural = np.empty(n)
+        self.tvec = np.empty(n, dtype=np.int64)
+        self.surv = np.ones(n)  # P(event-free through t-1 | simulated path)
+        self.cif = np.zeros(n)
+        self.haz = np.empty(n)
+        self.comp = np.empty(n)
+        self.steps = _feature_steps(plan)
+        self.compiled = engine != "numpy"
+        self.state_rows = [(c, plan.positions[c]) for c in plan.state_columns]
+        acc.n += n
+
+    def _features(self, steps, t: int) -> None:
+        M, states = self.M, self.states
+        if self.compiled:
+            from gtools._history_numba import step_value
+
+            for s in steps:
+                step_value(s.code, s.k, s.fill, s.target, states[s.name], M[s.src_row], t, M[s.row])
+        else:
+            for s in steps:
+                f = s.feature
+                M[s.row] = f.value(states[s.name], None if f.kind == "lag" else M[s.src_row], t)
+
+    def step(self, t: int, U: np.ndarray, Z: np.ndarray | None) -> None:
+        """Simulate interval ``t`` with the uniforms ``U`` (last row: the treatment's) and normals ``Z``."""
+        plan, M, engine, acc, n = self.plan, self.M, self.engine, self.acc, self.n
+        a_row = plan.treatment_row
+        after = self.steps["after"]
+        M[plan.time_row] = float(t)
+        self._features(self.steps["start"], t)
+        first = self.observed_first and t == self.t_start
+        iu = iz = 0
+        for cm in plan.covariates:
+            if cm.normal_draw:
+                r = Z[iz]
+                iz += 1
+            else:
+                r = U[iu]
+                iu += 1
+            if not first:
+                cm.draw(M, r, engine)
+            fs = after.get(cm.fitted.response)
+            if fs:
+                self._features(fs, t)
+        u_a = U[plan.n_uniform]
+        if first:
+            natural = self.natural
+            np.copyto(natural, M[a_row])  # the observed treatment of the first interval
+        elif self.regime.needs_natural:
+            if plan.treatment is None:
+                raise ValueError(f"regime {self.regime.name!r} needs the natural-course treatment: give "
+                                 "treatment_model")
+            natural = self.natural
+            np.less(u_a, plan.treatment.mean(M, engine, natural), out=natural)
+        else:
+            natural = None
+        self.tvec.fill(t)
+        state = State(t=self.tvec, columns={c: M[r] for c, r in self.state_rows}, previous=self.previous,
+                      natural=natural, uniform=u_a)
+        a = np.asarray(self.regime(state), dtype=float)
+        if a.shape != (n,):
+            a = np.broadcast_to(a, (n,))
+        M[a_row] = a
+        np.copyto(self.previous, M[a_row])
+        fs = after.get(plan.columns[a_row])
+        if fs:
+            self._features(fs, t)
+        k = t - self.t_offset
+        surv, cif = self.surv, self.cif
+        # covariate means among those still event-free at the start of the interval
+        acc.cov_w[k] += _sum(surv)
+        _weighted_sums(M, self.steps["tracked"], surv, acc.cov_wsum[k])
+        if plan.outcome_type == "survival":
+            h = plan.outcome.mean(M, engine, self.haz)
+            d = plan.competing.mean(M, engine, self.comp) if plan.competing is not None else h
+            _, c1, c2, s1 = _hazard_step(surv, cif, h, d, plan.competing is not None)
+            acc.risk_sum[k] += c1
+            acc.risk_sq[k] += c2
+            acc.surv_sum[k] += s1
+        elif t == self.t_end - 1:
+            y = plan.outcome.mean(M, engine, self.haz)
+            acc.mean_sum += _sum(y)
+            acc.mean_sq += _sum(y * y)
+        if self.keep:
+            rec = {c: M[plan.positions[c]].copy() for c in plan.columns}
+            rec["_t"] = np.full(n, t)
+            if plan.outcome_type == "survival":
+                rec["hazard"], rec["risk"] = h.copy(), cif.copy()
+            elif t == self.t_end - 1:
+                rec["predicted_outcome"] = y.copy()
+            acc.kept.append(rec)
+        states = self.states
+        if self.compiled:
+            from gtools._history_numba import step_update
+
+            for s in self.steps["all"]:
+                step_update(s.code, s.k, s.target, states[s.name], M[s.src_row], t)
+        else:
+            for s in self.steps["all"]:
+                s.feature.update(states[s.name], M[s.src_row], t)
+
+
+def simulate_intervals(blocks: list[RegimeBlock], t_start: int, t_end: int, rng: np.random.Generator) -> None:
+    """Advance every regime's block over intervals ``t_start .. t_end - 1`` on the same random numbers.
+
+    Each interval's uniforms and normals are drawn once, into buffers reused
+    across intervals, and every regime is simulated on them (common random
+    numbers); the draws are the ones a single regime simulated alone gets
+    from the same generator, so a regime's result does not depend on which
+    other regimes share the run.
+    """
+    if not blocks:
+        return
+    plan, n = blocks[0].plan, blocks[0].n
+    U = np.empty((plan.n_uniform + 1, n))  # last row: the treatment's uniform
+    Z = np.empty((plan.n_normal, n)) if plan.n_normal else None
+    for b in blocks:
+        b.t_end = t_end
+    for t in range(t_start, t_end):
+        rng.random(out=U)
+        if Z is not None:
+            rng.standard_normal(out=Z)
+        for b in blocks:
+            b.step(t, U, Z)
+
+
 def simulate_block(plan: Plan, regime, M: np.ndarray, states: dict[str, np.ndarray], previous: np.ndarray,
                    t_start: int, t_end: int, observed_first: bool, rng: np.random.Generator, engine: str,
                    acc: Accumulator, keep: bool = False, t_offset: int = 0) -> None:
@@ -473,74 +741,6 @@ def simulate_block(plan: Plan, regime, M: np.ndarray, states: dict[str, np.ndarr
     in interval ``t_start - 1``. Results are added to ``acc`` at index
     ``t - t_offset``.
     """
-    n = M.shape[1]
-    pos = plan.positions
-    a_row = plan.treatment_row
-    surv = np.ones(n)  # P(event-free through t-1 | simulated path)
-    cif = np.zeros(n)
-    haz = np.empty(n)
-    comp = np.empty(n)
-    tracked_rows = np.array([pos[c] for c in plan.tracked], dtype=np.int64)
-    acc.n += n
-    for t in range(t_start, t_end):
-        U = rng.random((plan.n_uniform + 1, n))  # last row: the treatment's uniform
-        Z = rng.standard_normal((plan.n_normal, n)) if plan.n_normal else None
-        M[plan.time_row] = float(t)
-        for f in plan.start_features:
-            M[pos[f.name]] = _feature_value(f, states[f.name], M, pos, t)
-        first = observed_first and t == t_start
-        iu = iz = 0
-        for cm in plan.covariates:
-            if cm.normal_draw:
-                r = Z[iz]
-                iz += 1
-            else:
-                r = U[iu]
-                iu += 1
-            if not first:
-                cm.draw(M, r, engine)
-            for f in plan.features_after.get(cm.fitted.response, ()):
-                M[pos[f.name]] = _feature_value(f, states[f.name], M, pos, t)
-        u_a = U[plan.n_uniform]
-        if first:
-            natural = M[a_row].copy()  # the observed treatment of the first interval
-        elif regime.needs_natural:
-            if plan.treatment is None:
-                raise ValueError(f"regime {regime.name!r} needs the natural-course treatment: give treatment_model")
-            natural = (u_a < plan.treatment.mean(M, engine)).astype(float)
-        else:
-            natural = None
-        state = State(t=np.full(n, t), columns={c: M[pos[c]] for c in plan.state_columns}, previous=previous,
-                      natural=natural, uniform=u_a)
-        a = np.asarray(regime(state), dtype=float)
-        if a.shape != (n,):
-            a = np.broadcast_to(a, (n,))
-        M[a_row] = a
-        previous = M[a_row].copy()
-        for f in plan.features_after.get(plan.columns[a_row], ()):
-            M[pos[f.name]] = _feature_value(f, states[f.name], M, pos, t)
-        k = t - t_offset
-        # covariate means among those still event-free at the start of the interval
-        acc.cov_w[k] += _sum(surv)
-        _weighted_sums(M, tracked_rows, surv, acc.cov_wsum[k])
-        if plan.outcome_type == "survival":
-            h = plan.outcome.mean(M, engine, haz)
-            d = plan.competing.mean(M, engine, comp) if plan.competing is not None else haz
-            _, c1, c2, s1 = _hazard_step(surv, cif, h, d, plan.competing is not None)
-            acc.risk_sum[k] += c1
-            acc.risk_sq[k] += c2
-            acc.surv_sum[k] += s1
-        elif t == t_end - 1:
-            y = plan.outcome.mean(M, engine, haz)
-            acc.mean_sum += _sum(y)
-            acc.mean_sq += _sum(y * y)
-        if keep:
-            rec = {c: M[pos[c]].copy() for c in plan.columns}
-            rec["_t"] = np.full(n, t)
-            if plan.outcome_type == "survival":
-                rec["hazard"], rec["risk"] = h.copy(), cif.copy()
-            elif t == t_end - 1:
-                rec["predicted_outcome"] = y.copy()
-            acc.kept.append(rec)
-        for f in plan.features:
-            f.update(states[f.name], M[pos[f.source_name]], t)
+    blk = RegimeBlock(plan, regime, M, states, previous, t_start, observed_first, engine, acc, keep=keep,
+                      t_offset=t_offset)
+    simulate_intervals([blk], t_start, t_end, rng)

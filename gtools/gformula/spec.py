@@ -204,8 +204,7 @@ class GFormula:
         keep_name = (next(iter(regs)) if keep is True else keep) if keep else None
         if keep_name is not None and keep_name not in regs:
             raise ValueError(f"keep_simulated={keep_name!r} is not one of the regimes {list(regs)}")
-        accs = {name: run_population(plan, reg, M0, fitted["T"], ss_sim, self._engine(),
-                                     keep=(name == keep_name)) for name, reg in regs.items()}
+        accs = run_regimes(plan, regs, M0, fitted["T"], ss_sim, self._engine(), keep_name=keep_name)
         return GFormulaResult(spec=self, pt=pt, plan=plan, fitted=fitted, regimes=regs, accumulators=accs,
                               M0=M0, seed_sim=ss_sim, keep_name=keep_name)
 
@@ -414,8 +413,13 @@ class Baseline:
         self.M, self.idx = M, idx
         self.shape = (M.shape[0], len(idx))
 
-    def block(self, sl: slice) -> np.ndarray:
-        return np.ascontiguousarray(self.M[:, self.idx[sl]])
+    def block(self, sl: slice, out: np.ndarray | None = None) -> np.ndarray:
+        """The time slices of simulated persons ``sl`` (into ``out``, C-contiguous, when given)."""
+        idx = np.ascontiguousarray(self.idx[sl], dtype=np.int64)
+        if out is None:
+            out = np.empty((self.M.shape[0], len(idx)))
+        E.gather_columns(np.ascontiguousarray(self.M, dtype=float), idx, out)
+        return out
 
 
 def plan_feature_names(plan: E.Plan) -> set[str]:
@@ -446,18 +450,42 @@ def _order_message(m, bad, cov_names, a, feats) -> str:
             "only what is known before its response is drawn")
 
 
-def run_population(plan: E.Plan, regime, M0: Baseline, T: int, ss: np.random.SeedSequence, engine: str,
-                   keep: bool = False) -> E.Accumulator:
-    """Simulate every block of the baseline slice ``M0`` under one regime (common random numbers)."""
+def run_regimes(plan: E.Plan, regimes: Mapping[str, Any], M0: Baseline, T: int, ss: np.random.SeedSequence,
+                engine: str, keep_name: str | None = None) -> dict[str, E.Accumulator]:
+    """Simulate every block of the baseline slice ``M0`` under every regime (common random numbers).
+
+    Block ``b`` draws its random numbers from the ``b``-th child of ``ss``,
+    once, and every regime is simulated on them, so each regime's result is
+    the one :func:`run_population` gives it alone. Memory: one block's time
+    slice and history state per regime, independent of ``n_samples`` and of
+    the number of intervals.
+    """
     n = M0.shape[1]
     n_blocks = -(-n // E.BLOCK)
     children = copy.deepcopy(ss).spawn(n_blocks)
-    acc = E.Accumulator(T, plan.tracked)
+    accs = {name: E.Accumulator(T, plan.tracked) for name in regimes}
+    names = list(regimes)
+    full: list[np.ndarray] = []  # one time slice per regime for full blocks, reused block after block
     for b, child in enumerate(children):
         sl = slice(b * E.BLOCK, min(n, (b + 1) * E.BLOCK))
-        M = M0.block(sl)
-        nb = M.shape[1]
-        states = {f.name: f.init(nb) for f in plan.features}
-        E.simulate_block(plan, regime, M, states, np.zeros(nb), 0, T, True, np.random.default_rng(child), engine,
-                         acc, keep=keep)
-    return acc
+        nb = sl.stop - sl.start
+        if nb == E.BLOCK:
+            if not full:
+                full = [np.empty((M0.shape[0], nb)) for _ in names]
+            Ms = full
+        else:
+            Ms = [np.empty((M0.shape[0], nb)) for _ in names]
+        M0.block(sl, out=Ms[0])
+        for M in Ms[1:]:
+            np.copyto(M, Ms[0])
+        blocks = [E.RegimeBlock(plan, regimes[name], Ms[j], {f.name: f.init(nb) for f in plan.features},
+                                np.zeros(nb), 0, True, engine, accs[name], keep=(name == keep_name))
+                  for j, name in enumerate(names)]
+        E.simulate_intervals(blocks, 0, T, np.random.default_rng(child))
+    return accs
+
+
+def run_population(plan: E.Plan, regime, M0: Baseline, T: int, ss: np.random.SeedSequence, engine: str,
+                   keep: bool = False) -> E.Accumulator:
+    """Simulate every block of the baseline slice ``M0`` under one regime (common random numbers)."""
+    return run_regimes(plan, {"_": regime}, M0, T, ss, engine, keep_name="_" if keep else None)["_"]

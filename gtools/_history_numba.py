@@ -55,10 +55,16 @@ def step_update(code, k, target, state, src, t):
     """Push interval ``t`` (source ``src``) into ``state`` in place."""
     n = state.shape[0]
     if code == 0:
-        for i in range(n):
+        if k == 2:  # the common second lag in one pass
+            for i in range(n):
+                state[i, 1] = state[i, 0]
+                state[i, 0] = src[i]
+        else:  # shift slot by slot (as numpy's state[:, 1:] = state[:, :-1]), then the new value
             for j in range(k - 1, 0, -1):
-                state[i, j] = state[i, j - 1]
-            state[i, 0] = src[i]
+                for i in range(n):
+                    state[i, j] = state[i, j - 1]
+            for i in range(n):
+                state[i, 0] = src[i]
     elif code == 1:
         for i in range(n):
             state[i, 0] += src[i]

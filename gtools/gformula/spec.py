@@ -398,7 +398,9 @@ class GFormula:
         if n < 1:
             raise ValueError(f"n_samples must be positive, got {self.n_samples!r}")
         cw = np.cumsum(w)
-        idx = np.minimum(np.searchsorted(cw, rng.random(n) * cw[-1], side="right"), len(first) - 1)
+        pos = np.empty(n, dtype=np.int64)  # np.searchsorted(cw, u * cw[-1], side="right"), by a guide table
+        E.search_right(cw, rng.random(n) * cw[-1], np.empty(len(cw), dtype=np.int64), pos)
+        idx = np.minimum(pos, len(first) - 1)
         return Baseline(M, idx)
 
 

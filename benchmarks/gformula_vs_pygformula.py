@@ -99,15 +99,13 @@ def phases(spec, pt, reps: int = 5) -> dict:
         t1 = time.perf_counter()
         ss_base, ss_sim = gspec.seed_sequence(spec.seed).spawn(2)
         M0 = spec._baseline(pt, plan, np.random.default_rng(ss_base))
-        for reg in spec._regimes().values():
-            gspec.run_population(plan, reg, M0, fitted["T"], ss_sim, "numba")
+        gspec.run_regimes(plan, spec._regimes(), M0, fitted["T"], ss_sim, "numba")  # as GFormula.fit does
         t2 = time.perf_counter()
         fit_t.append(t1 - t0)
         sim_t.append(t2 - t1)
     tracemalloc.start()
     M0 = spec._baseline(pt, plan, np.random.default_rng(ss_base))
-    for reg in spec._regimes().values():
-        gspec.run_population(plan, reg, M0, fitted["T"], ss_sim, "numba")
+    gspec.run_regimes(plan, spec._regimes(), M0, fitted["T"], ss_sim, "numba")
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     n_pi = spec.n_samples * fitted["T"] * len(spec._regimes())

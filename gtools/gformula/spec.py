@@ -452,38 +452,49 @@ def _order_message(m, bad, cov_names, a, feats) -> str:
             "only what is known before its response is drawn")
 
 
+GROUP_BYTES = 64 << 20  # regimes simulated side by side hold at most about this much per-block memory
+
+
 def run_regimes(plan: E.Plan, regimes: Mapping[str, Any], M0: Baseline, T: int, ss: np.random.SeedSequence,
                 engine: str, keep_name: str | None = None) -> dict[str, E.Accumulator]:
     """Simulate every block of the baseline slice ``M0`` under every regime (common random numbers).
 
     Block ``b`` draws its random numbers from the ``b``-th child of ``ss``,
-    once, and every regime is simulated on them, so each regime's result is
-    the one :func:`run_population` gives it alone. Memory: one block's time
-    slice and history state per regime, independent of ``n_samples`` and of
-    the number of intervals.
+    once per interval, and the regimes are simulated side by side on them, so
+    each regime's result is the one :func:`run_population` gives it alone.
+    Memory: a block's time slice, history state and buffers per regime side
+    by side, independent of ``n_samples`` and of the number of intervals;
+    when that exceeds :data:`GROUP_BYTES` the regimes run in groups, each
+    group re-drawing the same random numbers.
     """
     n = M0.shape[1]
     n_blocks = -(-n // E.BLOCK)
     children = copy.deepcopy(ss).spawn(n_blocks)
     accs = {name: E.Accumulator(T, plan.tracked) for name in regimes}
     names = list(regimes)
-    full: list[np.ndarray] = []  # one time slice per regime for full blocks, reused block after block
-    for b, child in enumerate(children):
-        sl = slice(b * E.BLOCK, min(n, (b + 1) * E.BLOCK))
-        nb = sl.stop - sl.start
-        if nb == E.BLOCK:
-            if not full:
-                full = [np.empty((M0.shape[0], nb)) for _ in names]
-            Ms = full
-        else:
-            Ms = [np.empty((M0.shape[0], nb)) for _ in names]
-        M0.block(sl, out=Ms[0])
-        for M in Ms[1:]:
-            np.copyto(M, Ms[0])
-        blocks = [E.RegimeBlock(plan, regimes[name], Ms[j], {f.name: f.init(nb) for f in plan.features},
-                                np.zeros(nb), 0, True, engine, accs[name], keep=(name == keep_name))
-                  for j, name in enumerate(names)]
-        E.simulate_intervals(blocks, 0, T, np.random.default_rng(child))
+    per_regime = 8 * min(n, E.BLOCK) * (M0.shape[0] + sum(f.n_slots for f in plan.features) + 8)
+    size = max(1, int(GROUP_BYTES // max(per_regime, 1)))
+    for g0 in range(0, len(names), size):
+        group = names[g0:g0 + size]
+        full: list[np.ndarray] = []  # one time slice per regime for full blocks, reused block after block
+        for b, child in enumerate(children):
+            sl = slice(b * E.BLOCK, min(n, (b + 1) * E.BLOCK))
+            nb = sl.stop - sl.start
+            if nb == E.BLOCK:
+                if not full:
+                    full = [np.empty((M0.shape[0], nb)) for _ in group]
+                Ms = full
+            else:  # the last, partial block
+                full = []
+                Ms = [np.empty((M0.shape[0], nb)) for _ in group]
+            M0.block(sl, out=Ms[0])
+            for M in Ms[1:]:
+                np.copyto(M, Ms[0])
+            blocks = [E.RegimeBlock(plan, regimes[name], Ms[j], {f.name: f.init(nb) for f in plan.features},
+                                    np.zeros(nb), 0, True, engine, accs[name], keep=(name == keep_name))
+                      for j, name in enumerate(group)]
+            E.simulate_intervals(blocks, 0, T, np.random.default_rng(child))
+            del blocks, Ms  # free this block's states before the next block allocates its own
     return accs
 
 

@@ -294,7 +294,7 @@ def _solve_psi(base, W, S, R, D, v, X, xv, q) -> tuple[np.ndarray, np.ndarray | 
 
 def fit_sncftm(spec, pt) -> SNCFTMResult:
     """Fit the SNCFTM of ``spec`` (a :class:`gtools.GEstimation`) on a survival PersonTime."""
-    from gtools.gestimation import _as_model, _BlipDesign, _examples, _person_sums
+    from gtools.gestimation import _as_model, _BlipDesign, _examples, _fit_nuisance, _person_sums
 
     if spec.solver not in ("closed_form", "newton"):
         raise ValueError(f"solver={spec.solver!r} is for end-of-follow-up outcomes; survival g-estimation "
@@ -352,15 +352,7 @@ def fit_sncftm(spec, pt) -> SNCFTMResult:
     q = B.shape[1]
 
     # treatment model
-    tmod = _as_model(spec.treatment_model, "binomial", "treatment model")
-    if tmod.response != A_name:
-        raise ValueError(f"the treatment model's response is {tmod.response!r}, but the table's treatment "
-                         f"is {A_name!r}")
-    tfit = tmod.fit(pt)
-    tdes = tmod.design(pt)
-    Xa = tdes.X
-    p = tfit.predict_design(Xa)
-    ta = (tdes.usable & (w > 0)).astype(float)
+    tfit, Xa, p, ta = _fit_nuisance(spec.treatment_model, pt, w, A_name, "treatment")
     check_positivity(p[ta > 0], tcol[ta > 0], "the treatment model")
     with_alpha = tfit.learner is None
     if with_alpha and tfit.link != "logit":
@@ -373,18 +365,10 @@ def fit_sncftm(spec, pt) -> SNCFTMResult:
     if spec.censor_model is not None:
         if pt.censor is None:
             raise ValueError("censor_model given but the PersonTime has no censor column")
-        cmod = _as_model(spec.censor_model, "binomial", "censoring model")
-        if cmod.response != pt.censor:
-            raise ValueError(f"the censoring model's response is {cmod.response!r}, but the table's censor "
-                             f"column is {pt.censor!r}")
-        cfit = cmod.fit(pt)
+        cfit, Xc, h, tc = _fit_nuisance(spec.censor_model, pt, w, pt.censor, "censoring")
         if cfit.learner is not None or cfit.link != "logit":
             raise NotImplementedError("the censoring model must be a logistic GLM formula")
-        cdes = cmod.design(pt)
-        Xc = cdes.X
         Cc = np.nan_to_num(data[pt.censor].to_numpy(dtype=float))
-        tc = (cdes.usable & (w > 0)).astype(float)
-        h = cfit.predict_design(Xc)
         W = _inverse_survival(h, codes)
         Wev = W[ev_p[codes]]
         if len(Wev) and Wev.max() > 50:

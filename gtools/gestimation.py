@@ -110,6 +110,23 @@ def _as_model(m: Model | str | None, family: str, role: str) -> Model | None:
     raise TypeError(f"{role} must be a gt.Model or a formula string, got {type(m).__name__}")
 
 
+
+def _fit_nuisance(model, pt, w: np.ndarray, expected: str, role: str):
+    """Fit the treatment or censoring model of a g-estimation.
+
+    Returns (fitted model, its design matrix over every row, predicted probabilities, 0/1 indicator
+    of the rows that entered the fit); the response must be the table's ``expected`` column.
+    """
+    mod = _as_model(model, "binomial", f"{role} model")
+    if mod.response != expected:
+        what = "treatment" if role == "treatment" else "censor column"
+        raise ValueError(f"the {role} model's response is {mod.response!r}, but the table's {what} "
+                         f"is {expected!r}")
+    fitted = mod.fit(pt)
+    des = mod.design(pt)
+    return fitted, des.X, fitted.predict_design(des.X), (des.usable & (w > 0)).astype(float)
+
+
 def _examples(pt, mask: np.ndarray, k: int = 5) -> list:
     idx = np.flatnonzero(mask)[:k]
     return [pt.data[pt.id].iloc[i] for i in idx]
@@ -258,15 +275,7 @@ class GEstimation:
         q = B.shape[1]
 
         # treatment model
-        tmod = _as_model(self.treatment_model, "binomial", "treatment model")
-        if tmod.response != A_name:
-            raise ValueError(f"the treatment model's response is {tmod.response!r}, but the table's treatment "
-                             f"is {A_name!r}")
-        tfit = tmod.fit(pt)
-        tdes = tmod.design(pt)
-        Xa = tdes.X
-        p = tfit.predict_design(Xa)
-        ta = (tdes.usable & (w > 0)).astype(float)
+        tfit, Xa, p, ta = _fit_nuisance(self.treatment_model, pt, w, A_name, "treatment")
         check_positivity(p[ta > 0], data[pt.time].to_numpy()[ta > 0], "the treatment model")
         with_alpha = tfit.learner is None
 
@@ -290,15 +299,7 @@ class GEstimation:
         if self.censor_model is not None:
             if pt.censor is None:
                 raise ValueError("censor_model given but the PersonTime has no censor column")
-            cmod = _as_model(self.censor_model, "binomial", "censoring model")
-            if cmod.response != pt.censor:
-                raise ValueError(f"the censoring model's response is {cmod.response!r}, but the table's censor "
-                                 f"column is {pt.censor!r}")
-            cfit = cmod.fit(pt)
-            cdes = cmod.design(pt)
-            Xc = cdes.X
-            h = cfit.predict_design(Xc)
-            tc = (cdes.usable & (w > 0)).astype(float)
+            cfit, Xc, h, tc = _fit_nuisance(self.censor_model, pt, w, pt.censor, "censoring")
             if cfit.learner is not None:
                 raise NotImplementedError("a censoring model with a scikit-learn learner: use a GLM formula")
             W = 1.0 / np.clip(np.exp(_reverse_cumsum(np.log1p(-np.clip(h, 0, 1 - 1e-12)), codes)), 1e-300, None)

@@ -196,7 +196,9 @@ class Model:
             start_key = ("irls_start", self.formula, fam, self.absorbing,
                          np.packbits(sel & d.usable).tobytes())  # not hash(): it varies by process
         start = pt._cache.get(start_key) if (start_key and pt.weights is not None) else None
-        fitted = _fit_arrays(self, fam, d.recipe, X, y, wu, warn=warn, start=start, design=d, use=use)
+        # a replicate whose rows' unweighted fit was already checked for rank skips that check
+        fitted = _fit_arrays(self, fam, d.recipe, X, y, wu, warn=warn, start=start, design=d, use=use,
+                             check_rank=start is None)
         if start_key and pt.weights is None and weights is None and fitted.converged:
             pt._cache[start_key] = fitted.params
         return fitted
@@ -344,7 +346,7 @@ def _multinomial_newton(X, yk, w, J, tol=1e-10, max_iter=100):
 
 
 def _fit_arrays(model: Model, fam: str, recipe: Recipe, X, y, w, warn=True, start=None, design=None,
-                use=None) -> FittedModel:
+                use=None, check_rank: bool = True) -> FittedModel:
     """Fit on arrays. For binomial/poisson, ``X, y, w`` may be the whole design with ``w = 0`` off the
     fitted rows ``use`` (IRLS skips them); other families get the fitted rows only."""
     full = use is not None and len(w) == len(use) and fam in ("binomial", "poisson") and model.learner is None
@@ -379,7 +381,7 @@ def _fit_arrays(model: Model, fam: str, recipe: Recipe, X, y, w, warn=True, star
         params, converged, _ = irls(X, y, w, fam, start=start)
         if start is not None and not converged:
             params, converged, _ = irls(X, y, w, fam)
-        if warn and full:
+        if warn and full and check_rank:
             _check_rank_weighted(X, w, recipe.names, label)
         if warn and fam == "binomial":
             eta = X @ params

@@ -58,9 +58,6 @@ print("from the marker blip (observed markers):", snm.effect(gt.regimes.always()
 print("from a treatment-history blip:         ", hist.effect(gt.regimes.always(), gt.regimes.never()).round(3).to_dict())
 print("for regime contrasts when modifiers are affected by treatment, use gt.GFormula")
 
-# 6. the person-level bootstrap works the same way for every estimator (when gt.bootstrap is available)
-try:
-    boot = gt.bootstrap(spec, pt, n_boot=100, n_jobs=2, seed=7)
-    print(boot.summary())
-except (ImportError, AttributeError, ModuleNotFoundError):
-    print("gt.bootstrap not available yet")
+# 6. the person-level bootstrap works the same way for every estimator
+boot = gt.bootstrap(spec, pt, n_boot=100, n_jobs=2, seed=7)
+print(boot.summary())

@@ -515,16 +515,9 @@ class SNCFTMResult:
 
     def summary(self) -> pd.DataFrame:
         """psi: estimate, sandwich SE, z, p, 95% CI, and the cumulative risk ratio exp(psi) with its CI."""
-        from scipy.stats import norm
+        from gtools.gestimation import _psi_table
 
-        se = self.se.to_numpy()
-        tab = pd.DataFrame({"coef": self.psi, "se": se}, index=pd.Index(self.names, name="blip term"))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            tab["z"] = self.psi / se
-        tab["p"] = 2 * norm.sf(np.abs(tab["z"]))
-        z = 1.959963984540054
-        tab["ci_lower"] = self.psi - z * se
-        tab["ci_upper"] = self.psi + z * se
+        tab = _psi_table(self.names, self.psi, self.se.to_numpy())
         tab["exp(coef)"] = np.exp(self.psi)
         tab["exp_ci_lower"] = np.exp(tab["ci_lower"])
         tab["exp_ci_upper"] = np.exp(tab["ci_upper"])

@@ -142,6 +142,23 @@ class IdentificationReport:
         return self
 
 
+
+def _children_and_z_ancestors(zs: set[str], parents: dict[str, set[str]]) -> tuple[dict[str, set[str]], set[str]]:
+    """The children map of a DAG given by its parents, and the ancestors of ``zs`` (``zs`` included)."""
+    children: dict[str, set[str]] = {n: set() for n in parents}
+    for c, ps in parents.items():
+        for p in ps:
+            children[p].add(c)
+    anc_z = set(zs)
+    stack = list(zs)
+    while stack:
+        n = stack.pop()
+        for p in parents[n]:
+            if p not in anc_z:
+                anc_z.add(p)
+                stack.append(p)
+    return children, anc_z
+
 class TimeDAG:
     """A causal DAG over time-indexed variables, declared by edge templates.
 
@@ -455,19 +472,8 @@ class TimeDAG:
         Koller & Friedman (2009), Algorithm 3.1.  Returns the set of nodes
         reachable from ``xs`` along active trails given ``zs`` (excluding zs).
         """
-        children: dict[str, set[str]] = {n: set() for n in parents}
-        for c, ps in parents.items():
-            for p in ps:
-                children[p].add(c)
         # ancestors of Z, including Z: colliders in this set are active
-        anc_z = set(zs)
-        stack = list(zs)
-        while stack:
-            n = stack.pop()
-            for p in parents[n]:
-                if p not in anc_z:
-                    anc_z.add(p)
-                    stack.append(p)
+        children, anc_z = _children_and_z_ancestors(zs, parents)
         UP, DOWN = 0, 1  # UP: arrived from a child; DOWN: arrived from a parent
         visited: set[tuple[str, int]] = set()
         reach: set[str] = set()
@@ -532,18 +538,7 @@ class TimeDAG:
         max_paths: int,
         max_length: int | None,
     ) -> tuple[list[list[str]], bool]:
-        children: dict[str, set[str]] = {n: set() for n in parents}
-        for c, ps in parents.items():
-            for p in ps:
-                children[p].add(c)
-        anc_z = set(zs)
-        stack = list(zs)
-        while stack:
-            n = stack.pop()
-            for p in parents[n]:
-                if p not in anc_z:
-                    anc_z.add(p)
-                    stack.append(p)
+        children, anc_z = _children_and_z_ancestors(zs, parents)
         found: list[list[str]] = []
         truncated = False
         avoid = xs | ys

@@ -111,6 +111,19 @@ def _as_model(m: Model | str | None, family: str, role: str) -> Model | None:
 
 
 
+def _psi_table(names, psi: np.ndarray, se: np.ndarray) -> pd.DataFrame:
+    """Estimate, SE, z, two-sided p and Wald 95% CI of the blip parameters."""
+    from scipy.stats import norm
+
+    tab = pd.DataFrame({"coef": psi, "se": se}, index=pd.Index(names, name="blip term"))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tab["z"] = psi / se
+    tab["p"] = 2 * norm.sf(np.abs(tab["z"]))
+    tab["ci_lower"] = psi - 1.959963984540054 * se
+    tab["ci_upper"] = psi + 1.959963984540054 * se
+    return tab
+
+
 def _fit_nuisance(model, pt, w: np.ndarray, expected: str, role: str):
     """Fit the treatment or censoring model of a g-estimation.
 
@@ -670,16 +683,7 @@ class SNMResult:
 
     def summary(self) -> pd.DataFrame:
         """Table of psi: estimate, sandwich SE, z, p and 95% CI."""
-        from scipy.stats import norm
-
-        se = self.se.to_numpy()
-        tab = pd.DataFrame({"coef": self.psi, "se": se}, index=pd.Index(self.names, name="blip term"))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            tab["z"] = self.psi / se
-        tab["p"] = 2 * norm.sf(np.abs(tab["z"]))
-        tab["ci_lower"] = self.psi - 1.959963984540054 * se
-        tab["ci_upper"] = self.psi + 1.959963984540054 * se
-        return tab
+        return _psi_table(self.names, self.psi, self.se.to_numpy())
 
     def __repr__(self) -> str:
         head = (f"<SNMResult: structural nested mean model of {self.outcome_name!r}, blip "

@@ -149,15 +149,21 @@ def _children_and_z_ancestors(zs: set[str], parents: dict[str, set[str]]) -> tup
     for c, ps in parents.items():
         for p in ps:
             children[p].add(c)
-    anc_z = set(zs)
-    stack = list(zs)
+    return children, set(zs) | _closure(zs, parents)
+
+
+def _closure(start: Iterable[str], step: dict[str, set[str]]) -> set[str]:
+    """Every node reachable from ``start`` by repeated ``step`` (``start`` itself only if revisited)."""
+    seen: set[str] = set()
+    stack = list(start)
     while stack:
         n = stack.pop()
-        for p in parents[n]:
-            if p not in anc_z:
-                anc_z.add(p)
-                stack.append(p)
-    return children, anc_z
+        for m in step[n]:
+            if m not in seen:
+                seen.add(m)
+                stack.append(m)
+    return seen
+
 
 class TimeDAG:
     """A causal DAG over time-indexed variables, declared by edge templates.
@@ -411,15 +417,7 @@ class TimeDAG:
         return set(self._children[node])
 
     def _closure(self, start: Iterable[str], step: dict[str, set[str]]) -> set[str]:
-        seen: set[str] = set()
-        stack = list(start)
-        while stack:
-            n = stack.pop()
-            for m in step[n]:
-                if m not in seen:
-                    seen.add(m)
-                    stack.append(m)
-        return seen
+        return _closure(start, step)
 
     def ancestors(self, node: str | Iterable[str]) -> set[str]:
         """Proper ancestors of a node (or of a set of nodes); the nodes themselves are excluded

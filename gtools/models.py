@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from gtools.errors import DataError, FitWarning, Problem
-from gtools.formula import Recipe, build_recipe
+from gtools.formula import INDICATOR, Recipe, build_recipe
 from gtools.formula import parse_formula as _parse_uncached
 
 _parse_cache: dict[str, Any] = {}
@@ -61,15 +61,59 @@ def _family(name: str) -> str:
     return fam
 
 
-@dataclass
 class Design:
-    """The design of one formula over one PersonTime: built once, reused."""
+    """The design of one formula over one PersonTime: built once, reused.
 
-    recipe: Recipe
-    X: np.ndarray
-    y: np.ndarray | None
-    usable: np.ndarray  # rows where the response and every design column are non-missing
-    bad_x: np.ndarray  # rows where some design column is missing
+    It holds the recipe, the formula's variables as read-only float64 column
+    views of the table (``columns``), the response, and the row masks; the
+    GLM kernels of :mod:`gtools._colglm` build design rows from the columns
+    strip by strip, so fitting and predicting never hold the ``n x p``
+    matrix. :attr:`X` materialises it (once, on first use) for the code
+    paths that need a matrix (other families, learners, summaries).
+    """
+
+    def __init__(self, recipe: Recipe, columns: tuple, y: np.ndarray | None, usable: np.ndarray,
+                 bad_x: np.ndarray, n_rows: int):
+        self.recipe = recipe
+        self.columns = columns
+        self.y = y
+        self.usable = usable  # rows where the response and every design column are non-missing
+        self.bad_x = bad_x  # rows where some design column is missing
+        self.n_rows = n_rows
+        self._X: np.ndarray | None = None
+        rec = recipe
+        # the recipe as the kernels read it: factor variable, kind, packed parameters, column pointers
+        self.encoding = (np.asarray(rec.fac_var, dtype=np.int64), np.asarray(rec.fac_kind, dtype=np.int64),
+                         rec.packed_param(), np.asarray(rec.term_ptr, dtype=np.int64))
+
+    @property
+    def X(self) -> np.ndarray:
+        """The design matrix (materialised on first use and kept)."""
+        if self._X is None:
+            rec = self.recipe
+            if rec.variables:
+                self._X = rec.matrix(dict(zip(rec.variables, self.columns)))
+            else:
+                self._X = np.ones((self.n_rows, rec.n_columns))
+        return self._X
+
+
+def _float_column(pt, name: str) -> np.ndarray:
+    """A read-only float64 view of a table column (a converted copy, cached, when it is not float64)."""
+    s = pt.data[name]
+    if s.dtype == np.float64:
+        a = np.ascontiguousarray(s.to_numpy()).view()
+    else:
+        key = ("float_column", name)
+        if key not in pt._cache:
+            pt._cache[key] = np.ascontiguousarray(s.to_numpy(dtype=float))
+        a = pt._cache[key].view()
+    a.flags.writeable = False
+    return a
+
+
+_NO_COLUMNS = np.zeros(1)
+_NO_COLUMNS.flags.writeable = False
 
 
 class Model:
@@ -138,15 +182,18 @@ class Model:
             # numeric view; strings in a model column are an error
             recipe = build_recipe(self.formula, _numeric_view(cols, self.formula, pt), list(data.columns))
             _label_categories(recipe, getattr(pt, "categories", {}), self.formula)
-            numc = {v: np.asarray(data[v], dtype=float) for v in recipe.variables}
-            X = recipe.matrix(numc) if recipe.variables else np.ones((len(data), recipe.n_columns))
-            bad_x = np.isnan(X).any(axis=1)
+            columns = tuple(_float_column(pt, v) for v in recipe.variables)
+            # a missing value makes a power or spline column missing; an indicator of a missing value is 0
+            bad_x = np.zeros(len(data), dtype=bool)
+            for f in range(len(recipe.fac_var)):
+                if recipe.fac_kind[f] != INDICATOR:
+                    bad_x |= np.isnan(columns[recipe.fac_var[f]])
             y = None
             usable = ~bad_x
             if recipe.response is not None:
                 y = data[recipe.response].to_numpy(dtype=float)
-                usable = usable & ~np.isnan(y)
-            cache[key] = Design(recipe, X, y, usable, bad_x)
+                usable &= ~np.isnan(y)
+            cache[key] = Design(recipe, columns or (_NO_COLUMNS,), y, usable, bad_x, len(data))
         return cache[key]
 
     # -- fitting ------------------------------------------------------------------
@@ -176,32 +223,30 @@ class Model:
                                      f"{int(bad.sum())} row(s); first: "
                                      + ", ".join(f"id={_py(a)!r} time={_py(b)}" for a, b in ex),
                                      int(bad.sum()), ex)])
-        w = pt.row_weights()
+        # frequency weights of the rows; None when every row counts once (no n-vector then)
+        wrow = pt.weights
         if weights is not None:
-            w = w * np.asarray(weights, dtype=float)
-        use = sel & d.usable & (w > 0)
+            wrow = pt.row_weights() * np.asarray(weights, dtype=float)
+        use = sel & d.usable
+        if wrow is not None:
+            use &= wrow > 0
         if not use.any():
             raise DataError([Problem("empty_table", d.recipe.response,
                                      f"{self.label}: no rows to fit on", 0)])
         if fam in ("binomial", "poisson") and self.learner is None:
-            # IRLS skips zero-weight rows, so the cached design is used as it is, without row copies
-            X, y, wu = d.X, d.y, np.where(use, w, 0.0)
-        else:
-            X, y, wu = d.X[use], d.y[use], w[use]
-        # A fit on re-weighted persons (a bootstrap replicate) starts IRLS from the unweighted
-        # fit of the same rows, when there was one: fewer iterations, same optimum. Only
-        # unweighted fits store a start, so replicates never depend on each other's order.
-        start_key = None
-        if fam in ("binomial", "poisson") and self.learner is None:
+            # A fit on re-weighted persons (a bootstrap replicate) starts IRLS from the unweighted
+            # fit of the same rows, when there was one: fewer iterations, same optimum. Only
+            # unweighted fits store a start, so replicates never depend on each other's order.
             start_key = ("irls_start", self.formula, fam, self.absorbing,
                          np.packbits(sel & d.usable).tobytes())  # not hash(): it varies by process
-        start = pt._cache.get(start_key) if (start_key and pt.weights is not None) else None
-        # a replicate whose rows' unweighted fit was already checked for rank skips that check
-        fitted = _fit_arrays(self, fam, d.recipe, X, y, wu, warn=warn, start=start, design=d, use=use,
-                             check_rank=start is None)
-        if start_key and pt.weights is None and weights is None and fitted.converged:
-            pt._cache[start_key] = fitted.params
-        return fitted
+            start = pt._cache.get(start_key) if pt.weights is not None else None
+            # a replicate whose rows' unweighted fit was already checked for rank skips that check
+            fitted = _fit_columns(self, fam, d, use, wrow, warn=warn, start=start, check_rank=start is None)
+            if pt.weights is None and weights is None and fitted.converged:
+                pt._cache[start_key] = fitted.params
+            return fitted
+        w = pt.row_weights() if wrow is None else wrow
+        return _fit_arrays(self, fam, d.recipe, d.X[use], d.y[use], w[use], warn=warn)
 
 
 def _py(x):
@@ -275,24 +320,47 @@ def irls(X: np.ndarray, y: np.ndarray, w: np.ndarray, family: str, tol: float = 
     X = np.ascontiguousarray(X, dtype=float)
     y = np.ascontiguousarray(y, dtype=float)
     w = np.ascontiguousarray(w, dtype=float)
-    p = X.shape[1]
     if fam == BINOMIAL:
         mu0 = (w * y + 0.5) / (w + 1.0)
         eta0 = np.log(mu0 / (1 - mu0))
     else:
         eta0 = np.log(y + 0.1)
+    return _irls_loop(lambda beta, init: accumulate(X, y, w, beta, eta0, init, fam), X.shape[1], tol,
+                      max_iter, start)
+
+
+def irls_design(d: Design, w: np.ndarray, family: str, tol: float = 1e-10, max_iter: int = 100,
+                start: np.ndarray | None = None) -> tuple[np.ndarray, bool, int]:
+    """:func:`irls` on a :class:`Design` without its matrix: rows with ``w == 0`` are skipped.
+
+    ``family`` is ``"binomial"``, ``"poisson"`` or ``"gaussian"`` (one weighted least-squares step).
+    """
+    from gtools import _colglm as K
+
+    fam = {"binomial": K.BINOMIAL, "poisson": K.POISSON, "gaussian": K.GAUSSIAN}[family]
+    var, kind, param, ptr = d.encoding
+    cols, y, w = d.columns, d.y, np.ascontiguousarray(w, dtype=float)
+    if fam == K.GAUSSIAN:
+        _, A, b = K.accumulate(cols, var, kind, param, ptr, y, w, np.zeros(len(ptr) - 1), True, fam)
+        return _solve_sym(A, b), True, 1
+    return _irls_loop(lambda beta, init: K.accumulate(cols, var, kind, param, ptr, y, w, beta, init, fam),
+                      len(ptr) - 1, tol, max_iter, start)
+
+
+def _irls_loop(step, p: int, tol: float, max_iter: int, start) -> tuple[np.ndarray, bool, int]:
+    """IRLS iterations; ``step(beta, init)`` returns (deviance, X'WX, X'Wz), ``init`` at the starting values."""
     if start is not None:
         beta = np.asarray(start, dtype=float)
-        dev_old, A, b = accumulate(X, y, w, beta, eta0, False, fam)
+        dev_old, A, b = step(beta, False)
     else:
         beta = np.zeros(p)
-        dev_old, A, b = accumulate(X, y, w, beta, eta0, True, fam)
+        dev_old, A, b = step(beta, True)
         dev_old = np.inf
     converged = False
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007 - the count is returned
         beta = _solve_sym(A, b)
-        dev, A, b = accumulate(X, y, w, beta, eta0, False, fam)
+        dev, A, b = step(beta, False)
         if abs(dev - dev_old) <= tol * (abs(dev) + 0.1):
             converged = True
             break
@@ -345,11 +413,42 @@ def _multinomial_newton(X, yk, w, J, tol=1e-10, max_iter=100):
     return B, converged
 
 
-def _fit_arrays(model: Model, fam: str, recipe: Recipe, X, y, w, warn=True, start=None, design=None,
-                use=None, check_rank: bool = True) -> FittedModel:
-    """Fit on arrays. For binomial/poisson, ``X, y, w`` may be the whole design with ``w = 0`` off the
-    fitted rows ``use`` (IRLS skips them); other families get the fitted rows only."""
-    full = use is not None and len(w) == len(use) and fam in ("binomial", "poisson") and model.learner is None
+def _fit_columns(model: Model, fam: str, d: Design, use: np.ndarray, wrow: np.ndarray | None, warn=True,
+                 start=None, check_rank: bool = True) -> FittedModel:
+    """Binomial or poisson GLM by IRLS on the design's columns, over the rows ``use``.
+
+    ``wrow`` are the rows' frequency weights (None: every row counts once).
+    The fitted model keeps the design and the mask, not row copies, for the
+    lazy statsmodels summary.
+    """
+    recipe, y, label = d.recipe, d.y, model.label
+    if fam == "binomial":
+        bad = use & (y != 0.0) & (y != 1.0)
+        if bad.any():
+            raise DataError([Problem("outcome_not_binary", recipe.response,
+                                     f"{label}: binomial response must be 0/1", int(bad.sum()))])
+    w = use.astype(float) if wrow is None else np.where(use, wrow, 0.0)
+    params, converged, _ = irls_design(d, w, fam, start=start)
+    if start is not None and not converged:
+        params, converged, _ = irls_design(d, w, fam)
+    if warn and check_rank:
+        _check_rank_weighted(d, w, recipe.names, label)
+    if warn and fam == "binomial":
+        from gtools import _colglm as K
+
+        var, kind, param, ptr = d.encoding
+        if K.max_abs_eta(d.columns, var, kind, param, ptr, params, w) > 25 or not converged:
+            warnings.warn(f"{label}: fitted probabilities of 0 or 1 (possible separation"
+                          f"{'' if converged else '; IRLS did not converge'}); check sparse cells or "
+                          "simplify the model", FitWarning, stacklevel=3)
+    if warn and not converged:
+        warnings.warn(f"{label}: the fit did not converge", FitWarning, stacklevel=3)
+    return FittedModel(spec=model, family=fam, recipe=recipe, params=params, converged=converged,
+                       n_obs=float(w.sum()), _design=d, _rows=use, _wrow=wrow)
+
+
+def _fit_arrays(model: Model, fam: str, recipe: Recipe, X, y, w, warn=True) -> FittedModel:
+    """Fit on the fitted rows' arrays (gaussian-type, multinomial, learners)."""
     label = model.label
     scale = 1.0
     levels: list[float] | None = None
@@ -358,8 +457,7 @@ def _fit_arrays(model: Model, fam: str, recipe: Recipe, X, y, w, warn=True, star
     bounds = None
     if fam in ("truncated_normal", "bounded_normal"):
         bounds = tuple(model.bounds) if model.bounds is not None else (float(y.min()), float(y.max()))
-    if warn and fam in ("gaussian", "truncated_normal", "bounded_normal") or (
-            warn and fam in ("binomial", "poisson") and not full):
+    if warn and fam in ("gaussian", "truncated_normal", "bounded_normal", "binomial", "poisson"):
         _check_rank(X, recipe.names, label)
     if model.learner is not None:
         from sklearn.base import clone
@@ -374,23 +472,7 @@ def _fit_arrays(model: Model, fam: str, recipe: Recipe, X, y, w, warn=True, star
         if fam == "multinomial":
             levels = sorted(np.unique(y).tolist())
     elif fam in ("binomial", "poisson"):
-        yu = y[use] if full else y
-        if fam == "binomial" and not np.all(np.isin(yu, (0.0, 1.0))):
-            raise DataError([Problem("outcome_not_binary", recipe.response,
-                                     f"{label}: binomial response must be 0/1", int((~np.isin(yu, (0., 1.))).sum()))])
-        params, converged, _ = irls(X, y, w, fam, start=start)
-        if start is not None and not converged:
-            params, converged, _ = irls(X, y, w, fam)
-        if warn and full and check_rank:
-            _check_rank_weighted(X, w, recipe.names, label)
-        if warn and fam == "binomial":
-            eta = X @ params
-            if full:
-                eta = eta[w > 0]
-            if np.any(np.abs(eta) > 25) or not converged:
-                warnings.warn(f"{label}: fitted probabilities of 0 or 1 (possible separation"
-                              f"{'' if converged else '; IRLS did not converge'}); check sparse cells or "
-                              "simplify the model", FitWarning, stacklevel=3)
+        raise AssertionError("binomial and poisson GLMs are fitted by _fit_columns")
     elif fam == "multinomial":
         levels = sorted(np.unique(y).tolist())
         if len(levels) < 2:
@@ -405,10 +487,6 @@ def _fit_arrays(model: Model, fam: str, recipe: Recipe, X, y, w, warn=True, star
         scale = float(np.sqrt(np.sum(w * resid ** 2) / dof))
     if warn and not converged:
         warnings.warn(f"{label}: the fit did not converge", FitWarning, stacklevel=3)
-    if full:  # keep the cached design and the mask, not row copies, for the lazy statsmodels summary
-        return FittedModel(spec=model, family=fam, recipe=recipe, params=params, scale=scale, bounds=bounds,
-                           levels=levels, learner=learner, converged=converged, n_obs=float(w.sum()),
-                           _w=w[w > 0], _design=design, _rows=w > 0)
     return FittedModel(spec=model, family=fam, recipe=recipe, params=params, scale=scale, bounds=bounds,
                        levels=levels, learner=learner, converged=converged, n_obs=float(w.sum()),
                        _Xfit=X, _yfit=y, _w=w)
@@ -426,20 +504,22 @@ def _rank(X: np.ndarray, w: np.ndarray) -> int:
     return int(np.linalg.matrix_rank(G[np.ix_(keep, keep)] / np.outer(d[keep], d[keep]), hermitian=True))
 
 
-def _check_rank_weighted(X, w, names, label):
-    """:func:`_check_rank` on the rows with positive weight, via the numba cross-product (no row copies)."""
-    from gtools._irls import BINOMIAL, accumulate
+def _check_rank_weighted(d: Design, w, names, label):
+    """:func:`_check_rank` on the rows with positive weight, from the design's columns (no matrix)."""
+    from gtools import _colglm as K
 
-    # the logit kernel at eta = 0 gives X' diag(w/4) X over the rows with w > 0
-    _, A, _ = accumulate(np.ascontiguousarray(X, dtype=float), np.zeros(len(w)), np.ascontiguousarray(w),
-                         np.zeros(X.shape[1]), np.zeros(len(w)), True, BINOMIAL)
-    n_used = int((w > 0).sum())
-    d = np.sqrt(np.maximum(np.diag(A), 1e-300))
-    ev = np.linalg.eigvalsh(A / np.outer(d, d))
-    if ev[0] <= 1e-11 or n_used < X.shape[1]:
+    # the logit step at beta = 0 gives X' diag(w/4) X over the rows with w > 0
+    var, kind, param, ptr = d.encoding
+    p = len(names)
+    _, A, _ = K.accumulate(d.columns, var, kind, param, ptr, np.zeros(len(w)), w, np.zeros(p), False,
+                           K.BINOMIAL)
+    n_used = int(np.count_nonzero(w))
+    dg = np.sqrt(np.maximum(np.diag(A), 1e-300))
+    ev = np.linalg.eigvalsh(A / np.outer(dg, dg))
+    if ev[0] <= 1e-11 or n_used < p:
         rows = w > 0
-        const = [names[j] for j in range(X.shape[1])
-                 if names[j] != "Intercept" and np.ptp(X[rows, j]) == 0]
+        X = d.X
+        const = [names[j] for j in range(p) if names[j] != "Intercept" and np.ptp(X[rows, j]) == 0]
         hint = f"; constant column(s): {const}" if const else ""
         warnings.warn(f"{label}: singular design (collinear columns{hint}); coefficients are not identified",
                       FitWarning, stacklevel=4)
@@ -492,6 +572,7 @@ class FittedModel:
     _w: np.ndarray | None = field(default=None, repr=False)
     _design: Design | None = field(default=None, repr=False)
     _rows: np.ndarray | None = field(default=None, repr=False)
+    _wrow: np.ndarray | None = field(default=None, repr=False)
     _sm: Any = field(default=None, repr=False)
 
     @property
@@ -502,6 +583,15 @@ class FittedModel:
     @property
     def _y(self) -> np.ndarray:
         return self._yfit if self._yfit is not None else self._design.y[self._rows]
+
+    @property
+    def _fit_weights(self) -> np.ndarray:
+        """Frequency weights of the fitted rows."""
+        if self._w is not None:
+            return self._w
+        if self._wrow is not None:
+            return self._wrow[self._rows]
+        return np.ones(int(np.count_nonzero(self._rows)))
 
     @property
     def names(self) -> list[str]:
@@ -570,8 +660,32 @@ class FittedModel:
     def predict(self, data) -> np.ndarray:
         """Predicted mean for a DataFrame, a PersonTime or a mapping of columns."""
         if hasattr(data, "data") and hasattr(data, "treatment"):
-            data = data.data
+            return self.predict_table(data)
         return self.predict_design(self.design(data))
+
+    def predict_table(self, pt) -> np.ndarray:
+        """Predicted mean for every row of a PersonTime.
+
+        For a GLM this runs from the table's columns without building the
+        design matrix (one float64 vector is allocated: the result), through
+        the design of the model's formula over ``pt`` cached on the table.
+        """
+        if self.learner is not None or self.params.ndim != 1:
+            return self.predict_design(self.design(pt.data))
+        from gtools import _colglm as K
+
+        rec = self.recipe  # the fitted recipe (its levels and knots), over this table's columns
+        missing = [v for v in rec.variables if v not in pt.data.columns]
+        if missing:
+            raise DataError([Problem("missing_column", ", ".join(missing), f"{self.spec.label}: the table has no "
+                                     f"column(s) {missing}; available: {list(pt.data.columns)}", 0)])
+        cols = tuple(_float_column(pt, v) for v in rec.variables) or (_NO_COLUMNS,)
+        fam = {"binomial": K.BINOMIAL, "poisson": K.POISSON}.get(self.family, K.GAUSSIAN)
+        out = np.empty(pt.n_rows)
+        K.predict(cols, np.asarray(rec.fac_var, dtype=np.int64), np.asarray(rec.fac_kind, dtype=np.int64),
+                  rec.packed_param(), np.asarray(rec.term_ptr, dtype=np.int64),
+                  np.ascontiguousarray(self.params, dtype=float), fam, out)
+        return out
 
     # -- inference through statsmodels (lazy) -------------------------------
     def _statsmodels(self):
@@ -579,7 +693,7 @@ class FittedModel:
             import statsmodels.api as sm
 
             if self.family == "multinomial":
-                if not np.allclose(self._w, 1.0):
+                if not np.allclose(self._fit_weights, 1.0):
                     raise NotImplementedError("standard errors of a weighted multinomial model: use gt.bootstrap")
                 yk = np.searchsorted(self.levels, self._y)
                 self._sm = sm.MNLogit(yk, pd.DataFrame(self._X, columns=self.names)).fit(disp=0)
@@ -589,7 +703,7 @@ class FittedModel:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     self._sm = sm.GLM(self._y, pd.DataFrame(self._X, columns=self.names), family=fam,
-                                      freq_weights=self._w).fit()
+                                      freq_weights=self._fit_weights).fit()
         return self._sm
 
     def summary(self) -> pd.DataFrame:

@@ -201,15 +201,24 @@ class MSM:
                                      f"{int(bad.sum())} row(s)", int(bad.sum()))])
         if not rows.any():
             raise DataError([Problem("empty_table", d.recipe.response, f"MSM {self.formula!r}: no rows to fit", 0)])
-        ipw = np.ones(pt.n_rows) if wres is None else wres.weights.to_numpy()
-        w = np.where(rows, ipw * fw, 0.0)  # zero weight off the fitted rows: the cached design is used in place
-        X, y = d.X, d.y
-        if fam == "binomial" and not np.all(np.isin(y[rows], (0.0, 1.0))):
-            raise DataError([Problem("outcome_not_binary", d.recipe.response,
-                                     "binomial MSM needs a 0/1 outcome; use family='gaussian'", 0)])
-        glm = _fit_glm(X, y, w, pt.person_index, fam, d.recipe.names)
+        # the fit's weights: IP weight x frequency weight on the fitted rows, 0 elsewhere (skipped by the kernels)
+        w = rows.astype(float) if wres is None else np.array(wres.weights.to_numpy(), dtype=float)
+        if wres is not None:
+            w[~rows] = 0.0
+        if pt.weights is not None:
+            w *= pt.weights
+        if fam == "binomial":
+            nonbin = rows & (d.y != 0.0) & (d.y != 1.0)
+            if nonbin.any():
+                raise DataError([Problem("outcome_not_binary", d.recipe.response,
+                                         "binomial MSM needs a 0/1 outcome; use family='gaussian'",
+                                         int(nonbin.sum()))])
+        glm = _fit_glm(d, w, pt.person_index, pt.n_persons, fam)
+        codes = pt.person_index
+        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+        n_persons = int(np.count_nonzero(np.logical_or.reduceat(rows, starts)))
         res = MSMResult(spec=self, family=fam, glm=glm, names=list(d.recipe.names), recipe=d.recipe,
-                        weights=wres, n_rows=int(rows.sum()), n_persons=int(np.unique(pt.person_index[rows]).size),
+                        weights=wres, n_rows=int(rows.sum()), n_persons=n_persons,
                         _pt=pt)
         if self.regimes:
             res.risk(self.regimes)
@@ -217,45 +226,28 @@ class MSM:
 
 
 class _WeightedGLM:
-    """A weighted GLM with the cluster-robust (by person) sandwich, fitted on the cached design in place.
+    """A weighted GLM with the cluster-robust (by person) sandwich, fitted from the table's columns.
 
     Coefficients by IRLS (binomial, poisson) or weighted least squares (gaussian) on the rows with
     positive weight; covariance :math:`H^{-1} (\\sum_i U_i U_i^T) H^{-1}` with :math:`H = X^T W V X`
     and :math:`U_i = \\sum_{r \\in i} w_r (y_r - \\mu_r) x_r` (no small-sample correction): the same
-    numbers as statsmodels' ``GLM(var_weights=w).fit(cov_type="cluster", use_correction=False)``,
-    without copying the design. Wald tests and intervals use the normal distribution.
+    numbers as statsmodels' ``GLM(var_weights=w).fit(cov_type="cluster", use_correction=False)``.
+    The kernels of :mod:`gtools._colglm` build the design rows strip by strip, so neither the design
+    matrix nor any per-row vector besides the weights is held. Wald tests and intervals use the
+    normal distribution.
     """
 
-    def __init__(self, X, y, w, groups, fam):
-        from gtools.models import _wls, irls
+    def __init__(self, d, w, groups, n_groups, fam):
+        from gtools import _colglm as K
+        from gtools.models import irls_design
 
-        used = w > 0
-        y0 = np.where(used, y, 0.0)
-        if fam in ("binomial", "poisson"):
-            beta, converged, _ = irls(X, y0, w, fam)
-            if not converged:
-                warnings.warn("MSM: IRLS did not converge", FitWarning, stacklevel=4)
-        else:
-            beta = _wls(X, y0, w)
-        eta = X @ beta
-        if fam == "binomial":
-            mu = 1.0 / (1.0 + np.exp(-eta))
-            v = mu * (1.0 - mu)
-        elif fam == "poisson":
-            mu = np.exp(eta)
-            v = mu
-        else:
-            mu, v = eta, np.ones_like(eta)
-        hw = w * v
-        p = X.shape[1]
-        H = np.empty((p, p))
-        for j in range(p):  # column by column: no n x p temporaries
-            H[j] = X.T @ (hw * X[:, j])
-        r = np.where(used, w * (y0 - mu), 0.0)
-        n_groups = int(groups.max()) + 1 if len(groups) else 0
-        U = np.empty((n_groups, p))
-        for j in range(p):
-            U[:, j] = np.bincount(groups, weights=r * X[:, j], minlength=n_groups)
+        beta, converged, _ = irls_design(d, w, fam)
+        if not converged:
+            warnings.warn("MSM: IRLS did not converge", FitWarning, stacklevel=4)
+        code = {"binomial": K.BINOMIAL, "poisson": K.POISSON}.get(fam, K.GAUSSIAN)
+        var, kind, param, ptr = d.encoding
+        H, U, big = K.sandwich(d.columns, var, kind, param, ptr, d.y, w, beta, np.asarray(groups, dtype=np.int64),
+                               int(n_groups), code)
         Hinv = np.linalg.pinv(H)
         self.params = beta
         self._cov = Hinv @ (U.T @ U) @ Hinv
@@ -265,7 +257,7 @@ class _WeightedGLM:
 
         nd = NormalDist()
         self.pvalues = np.array([2 * (1 - nd.cdf(abs(z))) if np.isfinite(z) else np.nan for z in self.tvalues])
-        self.max_abs_eta = float(np.max(np.abs(eta[used]))) if used.any() else 0.0
+        self.max_abs_eta = float(big)
 
     def cov_params(self) -> np.ndarray:
         return self._cov
@@ -277,8 +269,8 @@ class _WeightedGLM:
         return np.column_stack([self.params - z * self.bse, self.params + z * self.bse])
 
 
-def _fit_glm(X, y, w, groups, fam, names):
-    glm = _WeightedGLM(X, y, w, groups, fam)
+def _fit_glm(d, w, groups, n_groups, fam):
+    glm = _WeightedGLM(d, w, groups, n_groups, fam)
     if fam == "binomial" and glm.max_abs_eta > 25:
         warnings.warn("MSM: fitted probabilities of 0 or 1 (possible separation); simplify the MSM "
                       "(e.g. a smooth function of time instead of C(time))", FitWarning, stacklevel=3)

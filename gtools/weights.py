@@ -53,9 +53,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gtools import _weights_numba as _wn
 from gtools.dag import require_identified
 from gtools.errors import DataError, FitWarning, Problem
-from gtools.models import FittedModel, Model, check_positivity
+from gtools.models import FittedModel, Model, _float_column, check_positivity
 
 __all__ = ["IPTW", "WeightsResult"]
 
@@ -63,6 +64,8 @@ __all__ = ["IPTW", "WeightsResult"]
 MEAN_TOLERANCE = 0.1
 ESS_FRACTION = 0.25
 MIN_AT_RISK = 30
+
+_ONE = np.ones(1)  # stands for unit frequency weights in the kernels
 
 
 # -- small shared helpers (also used by gtools.msm) ---------------------------------
@@ -131,8 +134,11 @@ def kish_ess(w: np.ndarray, fw: np.ndarray) -> float:
     return float(np.sum(fw * w)) ** 2 / s2 if s2 > 0 else 0.0
 
 
-def truncate_weights(w: np.ndarray, fw: np.ndarray, rows: np.ndarray, truncate, truncate_values):
-    """Apply percentile or value truncation; returns (weights, info dict)."""
+def truncate_weights(w: np.ndarray, fw: np.ndarray | None, rows: np.ndarray, truncate, truncate_values):
+    """Apply percentile or value truncation to ``w`` on ``rows``, in place; returns (w, info dict).
+
+    Percentiles are of the frequency-weighted (``fw``; None: unweighted) distribution over ``rows``.
+    """
     if truncate is not None and truncate_values is not None:
         raise ValueError("give either truncate=(lower_percentile, upper_percentile) or "
                          "truncate_values=(lower, upper), not both")
@@ -142,49 +148,63 @@ def truncate_weights(w: np.ndarray, fw: np.ndarray, rows: np.ndarray, truncate, 
         lo_p, hi_p = (float(v) for v in truncate)
         if not 0 <= lo_p < hi_p <= 100:
             raise ValueError(f"truncate percentiles must satisfy 0 <= lower < upper <= 100, got {truncate}")
-        lo, hi = weighted_quantile(w[rows], fw[rows], [lo_p / 100, hi_p / 100])
+        lo, hi = _quantiles(w, fw, rows, [lo_p / 100, hi_p / 100])
         method = f"percentiles ({lo_p:g}, {hi_p:g})"
     else:
         lo, hi = (float(v) for v in truncate_values)
         if not lo < hi:
             raise ValueError(f"truncate_values must satisfy lower < upper, got {truncate_values}")
         method = "values"
-    n_lo = int(np.sum(rows & (w < lo)))
-    n_hi = int(np.sum(rows & (w > hi)))
-    out = np.where(rows, np.clip(w, lo, hi), w)
-    return out, {"method": method, "lower": float(lo), "upper": float(hi), "n_lower": n_lo, "n_upper": n_hi}
+    n_lo = int(np.count_nonzero(rows & (w < lo)))
+    n_hi = int(np.count_nonzero(rows & (w > hi)))
+    np.clip(w, lo, hi, out=w, where=rows)
+    return w, {"method": method, "lower": float(lo), "upper": float(hi), "n_lower": n_lo, "n_upper": n_hi}
 
 
-def weight_table(w: np.ndarray, fw: np.ndarray, times: np.ndarray, rows: np.ndarray,
+def _quantiles(w: np.ndarray, fw: np.ndarray | None, mask: np.ndarray, q: Sequence[float]) -> np.ndarray:
+    """:func:`weighted_quantile` of ``w[mask]``; unweighted, from one sorted copy of those rows."""
+    x = w[mask]
+    if fw is not None:
+        return weighted_quantile(x, fw[mask], q)
+    if len(x) == 0:
+        return np.full(len(q), np.nan)
+    x.sort()
+    n = len(x)
+    # inverted CDF: the smallest observation whose cumulative count reaches q n (as weighted_quantile)
+    j = np.ceil(np.asarray(q, dtype=float) * n - 1e-9 * n).astype(np.int64) - 1
+    return x[np.clip(j, 0, n - 1)].astype(float)
+
+
+def weight_table(w: np.ndarray, fw: np.ndarray | None, times: np.ndarray, rows: np.ndarray,
                  time_values: np.ndarray) -> pd.DataFrame:
-    """Distribution of weights overall and by time: mean, SD, min, p1, p50, p99, max, ESS."""
+    """Distribution of weights overall and by time: mean, SD, min, p1, p50, p99, max, ESS.
+
+    ``fw`` are frequency weights (None: every row counts once); rows with
+    ``fw == 0`` are left out. One pass for the moments; the percentiles sort
+    a copy of each group's weights.
+    """
+    times = np.asarray(times, dtype=np.int64)
+    rows = np.asarray(rows, dtype=bool)
+    if fw is not None:
+        rows = rows & (fw > 0)
+    K = int(times.max()) + 1 if len(times) else 0
+    fwa, use = (_ONE, False) if fw is None else (np.asarray(fw, dtype=float), True)
+    mom = _wn.moments_by_time(w, fwa, use, times, rows, K)
+    n = mom[:, 0]
+    mean = np.divide(mom[:, 1], n, out=np.zeros(K + 1), where=n > 0)
+    ss = _wn.centred_ss_by_time(w, fwa, use, times, rows, mean, K)
     recs, index = [], []
-
-    def one(mask):
-        ww, ff = w[mask], fw[mask]
-        keep = ff > 0
-        ww, ff = ww[keep], ff[keep]
-        n = float(ff.sum())
-        if n == 0:
-            return None
-        mean = float(np.sum(ff * ww) / n)
-        sd = float(np.sqrt(np.sum(ff * (ww - mean) ** 2) / max(n - 1, 1)))
-        p1, p50, p99 = weighted_quantile(ww, ff, [0.01, 0.5, 0.99])
-        ess = kish_ess(ww, ff)
-        return dict(mean=mean, sd=sd, min=float(ww.min()), p1=p1, p50=p50, p99=p99, max=float(ww.max()),
-                    at_risk=n, ess=ess, ess_ratio=ess / n)
-
-    r = one(rows)
-    if r is not None:
-        recs.append(r)
-        index.append("overall")
-    for t in np.unique(times[rows]):
-        r = one(rows & (times == t))
-        if r is not None:
-            recs.append(r)
-            index.append(_py(time_values[int(t)]))
-    tab = pd.DataFrame(recs, index=pd.Index(index, dtype=object, name="time"))
-    return tab
+    for t in [K] + list(range(K)):
+        if n[t] <= 0:
+            continue
+        mask = rows if t == K else rows & (times == t)
+        p1, p50, p99 = _quantiles(w, fw, mask, [0.01, 0.5, 0.99])
+        ess = mom[t, 1] ** 2 / mom[t, 2] if mom[t, 2] > 0 else 0.0
+        recs.append(dict(mean=float(mean[t]), sd=float(np.sqrt(ss[t] / max(n[t] - 1, 1))), min=float(mom[t, 3]),
+                         p1=p1, p50=p50, p99=p99, max=float(mom[t, 4]), at_risk=float(n[t]), ess=float(ess),
+                         ess_ratio=float(ess / n[t])))
+        index.append("overall" if t == K else _py(time_values[t]))
+    return pd.DataFrame(recs, index=pd.Index(index, dtype=object, name="time"))
 
 
 def flag_weights(tab: pd.DataFrame, stabilized: bool, label: str) -> list[str]:
@@ -238,13 +258,23 @@ def at_risk_mask(pt, at_risk, absorbing: bool) -> np.ndarray:
     return mask
 
 
-def marginal_by_time(y: np.ndarray, fw: np.ndarray, times: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """P(y = 1 | time) among ``rows`` (frequency-weighted), returned for every row."""
+def marginal_by_time(y: np.ndarray, fw: np.ndarray | None, times: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """P(y = 1 | time) among ``rows`` (frequency-weighted; ``fw=None``: unweighted), returned for every row."""
+    times = np.asarray(times, dtype=np.int64)
     K = int(times.max()) + 1
-    num = np.bincount(times[rows], weights=(fw * y)[rows], minlength=K)
-    den = np.bincount(times[rows], weights=fw[rows], minlength=K)
-    p = np.divide(num, den, out=np.full(K, 0.5), where=den > 0)
+    p = _wn.rate_by_time(np.asarray(y, dtype=float), _ONE if fw is None else fw, fw is not None, times,
+                         np.asarray(rows, dtype=bool), K)
     return p[times]
+
+
+def _positivity(p: np.ndarray, mask: np.ndarray, times: np.ndarray, time_values: np.ndarray, label: str,
+                bounds: tuple[float, float] = (0.01, 0.99)) -> None:
+    """:func:`check_positivity` over the rows in ``mask``, without copying the rows that are fine."""
+    flag = p < bounds[0]
+    flag |= p > bounds[1]
+    flag &= mask
+    if flag.any():
+        check_positivity(p[flag], time_values[times[flag]], label, bounds)
 
 
 def _check_binary_response(pt, model: Model, role: str) -> None:
@@ -371,84 +401,87 @@ class IPTW:
                 raise ValueError(f"censor_model's response is {cden.response!r}, but the censor column is "
                                  f"{pt.censor!r}")
 
-        fw = pt.row_weights()
-        times = pt.data[pt.time].to_numpy().astype(np.int64)
-        a = pt.data[A].to_numpy(dtype=float)
         risk = at_risk_mask(pt, self.at_risk, self.absorbing_treatment or den.absorbing)
-        models: dict[str, FittedModel] = {}
-
-        fden = den.fit(pt, rows=risk, warn=warn)
-        models["treatment"] = fden
-        p_den = fden.predict_design(den.design(pt).X)
-        if warn:
-            check_positivity(p_den[risk & (fw > 0)], pt.time_values[times[risk & (fw > 0)]], fden.spec.label)
-        if self.stabilized:
-            if num is None:
-                p_num = marginal_by_time(a, fw, times, risk)
-            else:
-                fnum = num.fit(pt, rows=risk, warn=warn)
-                models["numerator"] = fnum
-                p_num = fnum.predict_design(num.design(pt).X)
-        else:
-            p_num = np.ones(pt.n_rows)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if self.stabilized:
-                tf = np.where(a == 1, p_num / p_den, (1 - p_num) / (1 - p_den))
-            else:
-                tf = np.where(a == 1, 1 / p_den, 1 / (1 - p_den))
-        tf = np.where(risk, tf, 1.0)
-        tw = cumprod_within_person(pt, tf)
-
-        censored = np.zeros(pt.n_rows, dtype=bool)
-        cw = np.ones(pt.n_rows)
-        if pt.censor is not None:
-            censored = pt.data[pt.censor].to_numpy(dtype=float) == 1
+        models: dict[str, FittedModel] = {"treatment": den.fit(pt, rows=risk, warn=warn)}
+        if self.stabilized and num is not None:
+            models["numerator"] = num.fit(pt, rows=risk, warn=warn)
         if cden is not None:
-            c = pt.data[pt.censor].to_numpy(dtype=float)
-            fcd = cden.fit(pt, warn=warn)
-            models["censoring"] = fcd
-            q_den = 1 - fcd.predict_design(cden.design(pt).X)
-            if self.stabilized:
-                if cnum is None:
-                    q_num = 1 - marginal_by_time(c, fw, times, np.ones(pt.n_rows, dtype=bool))
-                else:
-                    fcn = cnum.fit(pt, warn=warn)
-                    models["censoring_numerator"] = fcn
-                    q_num = 1 - fcn.predict_design(cnum.design(pt).X)
-            else:
-                q_num = np.ones(pt.n_rows)
-            if warn:
-                check_positivity(1 - q_den[~censored & (fw > 0)], pt.time_values[times[~censored & (fw > 0)]],
-                                 fcd.spec.label, bounds=(0.0, 0.99))
-            with np.errstate(divide="ignore", invalid="ignore"):
-                cf = np.where(censored, 1.0, q_num / q_den)
-            cw = cumprod_within_person(pt, cf)
-
-        raw = tw * cw
+            models["censoring"] = cden.fit(pt, warn=warn)
+            if self.stabilized and cnum is not None:
+                models["censoring_numerator"] = cnum.fit(pt, warn=warn)
+        stabilized = bool(self.stabilized)
+        # one vector for the weights (the product), a few more while a factor is computed
+        raw = _treatment_weights(pt, models, risk, stabilized, warn)
+        if cden is not None:
+            raw *= _censoring_weights(pt, models, stabilized, warn)
         bad = ~np.isfinite(raw)
         if bad.any():
             idx = np.flatnonzero(bad)[:5]
             ex = [(_py(pt.data[pt.id].iloc[i]), _py(pt.data[pt.time].iloc[i])) for i in idx]
             raise DataError([Problem("positivity", A, f"infinite weights on {int(bad.sum())} row(s) (predicted "
                                      f"probabilities of exactly 0 or 1); first: {ex}", int(bad.sum()), ex)])
-        analysis = ~censored & (fw > 0)
-        final, trunc = truncate_weights(raw, fw, analysis, self.truncate, self.truncate_values)
-        idx = pt.data.index
+        del bad
         res = WeightsResult(
-            weights=pd.Series(final, index=idx, name="weight"),
-            treatment_weights=pd.Series(tw, index=idx, name="treatment_weight"),
-            censoring_weights=pd.Series(cw, index=idx, name="censoring_weight"),
-            untruncated=pd.Series(raw, index=idx, name="untruncated_weight"),
-            truncation=trunc,
+            weights=pd.Series(raw, index=pt.data.index, name="weight", copy=False),
+            truncation={"method": None, "lower": None, "upper": None, "n_lower": 0, "n_upper": 0},
             models=models,
-            stabilized=bool(self.stabilized),
+            stabilized=stabilized,
             at_risk=risk,
             spec=self,
             _pt=pt,
         )
+        if self.truncate is not None or self.truncate_values is not None:
+            analysis = res.analysis_rows
+            # the weights are truncated in place: the untruncated ones are recomputed when asked for
+            _, res.truncation = truncate_weights(raw, pt.weights, analysis, self.truncate, self.truncate_values)
         if warn:
             flag_weights(res.summary(), res.stabilized, "IPTW")
         return res
+
+
+def _treatment_weights(pt, models: dict, risk: np.ndarray, stabilized: bool, warn: bool) -> np.ndarray:
+    """Running product, by person, of each row's treatment factor f_num(A_t) / f_den(A_t) (1 off ``risk``)."""
+    fden = models["treatment"]
+    fw = pt.weights
+    times = np.asarray(pt.data[pt.time].to_numpy(), dtype=np.int64)
+    a = _float_column(pt, pt.treatment)
+    p_den = fden.predict_table(pt)
+    if warn:
+        _positivity(p_den, risk if fw is None else risk & (fw > 0), times, pt.time_values, fden.spec.label)
+    if not stabilized:
+        out = p_den  # overwritten in place, element by element after it is read
+    elif "numerator" in models:
+        out = models["numerator"].predict_table(pt)
+    else:
+        out = marginal_by_time(a, fw, times, risk)
+    _wn.treatment_factor(a, p_den, out, risk, stabilized, out)
+    del p_den
+    _wn.cumprod_by_person(pt.person_index, out)
+    return out
+
+
+def _censoring_weights(pt, models: dict, stabilized: bool, warn: bool) -> np.ndarray:
+    """Running product, by person, of P_num(C_t = 0) / P_den(C_t = 0) over uncensored rows (1 on censored)."""
+    fcd = models["censoring"]
+    fw = pt.weights
+    times = np.asarray(pt.data[pt.time].to_numpy(), dtype=np.int64)
+    c = _float_column(pt, pt.censor)
+    censored = c == 1
+    c_den = fcd.predict_table(pt)  # P(C_t = 1 | ...)
+    if warn:
+        unc = ~censored if fw is None else ~censored & (fw > 0)
+        _positivity(c_den, unc, times, pt.time_values, fcd.spec.label, bounds=(0.0, 0.99))
+        del unc
+    if not stabilized:
+        out = c_den
+    elif "censoring_numerator" in models:
+        out = models["censoring_numerator"].predict_table(pt)
+    else:
+        out = marginal_by_time(c, fw, times, np.ones(pt.n_rows, dtype=bool))
+    _wn.censor_factor(censored, c_den, out, stabilized, out)
+    del c_den
+    _wn.cumprod_by_person(pt.person_index, out)
+    return out
 
 
 # -- the result ------------------------------------------------------------------------
@@ -475,9 +508,6 @@ class WeightsResult:
     """
 
     weights: pd.Series
-    treatment_weights: pd.Series
-    censoring_weights: pd.Series
-    untruncated: pd.Series
     truncation: dict
     models: dict
     stabilized: bool
@@ -485,15 +515,49 @@ class WeightsResult:
     spec: IPTW
     _pt: Any = field(repr=False)
     _summary: pd.DataFrame | None = field(default=None, repr=False)
+    _parts: dict = field(default_factory=dict, repr=False)
+
+    # The components are recomputed from the fitted models when first asked for (and then kept):
+    # a fit holds one weight vector, not four.
+    def _part(self, name: str) -> np.ndarray:
+        if name not in self._parts:
+            pt = self._pt
+            if name == "treatment":
+                self._parts[name] = _treatment_weights(pt, self.models, self.at_risk, self.stabilized, False)
+            elif name == "censoring":
+                self._parts[name] = (_censoring_weights(pt, self.models, self.stabilized, False)
+                                     if "censoring" in self.models else np.ones(pt.n_rows))
+            elif self.truncation["method"] is None:
+                self._parts[name] = self.weights.to_numpy()
+            else:
+                self._parts[name] = self._part("treatment") * self._part("censoring")
+        return self._parts[name]
+
+    @property
+    def treatment_weights(self) -> pd.Series:
+        """Running products of the treatment factors (before truncation)."""
+        return pd.Series(self._part("treatment"), index=self.weights.index, name="treatment_weight")
+
+    @property
+    def censoring_weights(self) -> pd.Series:
+        """Running products of the censoring factors (ones without a censoring model)."""
+        return pd.Series(self._part("censoring"), index=self.weights.index, name="censoring_weight")
+
+    @property
+    def untruncated(self) -> pd.Series:
+        """Treatment x censoring weights before truncation."""
+        return pd.Series(self._part("untruncated"), index=self.weights.index, name="untruncated_weight")
 
     @property
     def analysis_rows(self) -> np.ndarray:
         """Uncensored rows with positive frequency weight (those that enter an outcome model)."""
         pt = self._pt
-        cens = np.zeros(pt.n_rows, dtype=bool)
+        rows = np.ones(pt.n_rows, dtype=bool)
         if pt.censor is not None:
-            cens = pt.data[pt.censor].to_numpy(dtype=float) == 1
-        return ~cens & (pt.row_weights() > 0)
+            rows &= _float_column(pt, pt.censor) != 1
+        if pt.weights is not None:
+            rows &= pt.weights > 0
+        return rows
 
     @property
     def estimates(self) -> pd.Series:
@@ -513,8 +577,8 @@ class WeightsResult:
         """
         if self._summary is None:
             pt = self._pt
-            times = pt.data[pt.time].to_numpy().astype(np.int64)
-            self._summary = weight_table(self.weights.to_numpy(), pt.row_weights(), times, self.analysis_rows,
+            times = np.asarray(pt.data[pt.time].to_numpy(), dtype=np.int64)
+            self._summary = weight_table(self.weights.to_numpy(), pt.weights, times, self.analysis_rows,
                                          pt.time_values)
         return self._summary
 

@@ -1,0 +1,114 @@
+"""Numba kernels for IP weights: per-row factors, running products by person, moments by time.
+
+Each works in place or in one pass so a million-row weight computation holds
+a few vectors, not a dozen temporaries.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True, nogil=True)
+def treatment_factor(a, p_den, p_num, risk, stabilized, out):
+    """``out = f_num(A) / f_den(A)`` on rows at risk (1 elsewhere); ``f(a) = p^a (1-p)^(1-a)``.
+
+    ``out`` may be ``p_num`` (overwritten). A zero denominator gives inf (reported by the caller).
+    """
+    for i in range(a.shape[0]):
+        if not risk[i]:
+            out[i] = 1.0
+            continue
+        pn = p_num[i] if stabilized else 1.0
+        pd_ = p_den[i]
+        if a[i] == 1.0:
+            out[i] = pn / pd_ if pd_ != 0.0 else np.inf
+        else:
+            num = (1.0 - pn) if stabilized else 1.0
+            out[i] = num / (1.0 - pd_) if pd_ != 1.0 else np.inf
+
+
+@numba.njit(cache=True, nogil=True)
+def censor_factor(censored, c_den, c_num, stabilized, out):
+    """``out = P_num(C = 0) / P_den(C = 0)`` on uncensored rows, 1 on censored rows (``c_*`` are P(C = 1))."""
+    for i in range(censored.shape[0]):
+        if censored[i]:
+            out[i] = 1.0
+        else:
+            q = 1.0 - c_den[i]
+            num = (1.0 - c_num[i]) if stabilized else 1.0
+            out[i] = num / q if q != 0.0 else np.inf
+
+
+@numba.njit(cache=True, nogil=True)
+def cumprod_by_person(codes, x):
+    """Running product of ``x`` over each person's rows, in place (rows sorted by person, then time)."""
+    acc = 1.0
+    for i in range(x.shape[0]):
+        if i == 0 or codes[i] != codes[i - 1]:
+            acc = 1.0
+        acc *= x[i]
+        x[i] = acc
+
+
+@numba.njit(cache=True, nogil=True)
+def moments_by_time(w, fw, use_fw, times, rows, K):
+    """Per time (and overall, the last row): sum f, sum f w, sum f w^2, min w, max w over rows with f > 0.
+
+    Returns a ``(K + 1, 5)`` array; ``f`` is the frequency weight (1 when ``use_fw`` is false).
+    """
+    out = np.zeros((K + 1, 5))
+    for t in range(K + 1):
+        out[t, 3] = np.inf
+        out[t, 4] = -np.inf
+    for i in range(w.shape[0]):
+        if not rows[i]:
+            continue
+        f = fw[i] if use_fw else 1.0
+        if f <= 0.0:
+            continue
+        x = w[i]
+        for t in (times[i], K):
+            out[t, 0] += f
+            out[t, 1] += f * x
+            out[t, 2] += f * x * x
+            if x < out[t, 3]:
+                out[t, 3] = x
+            if x > out[t, 4]:
+                out[t, 4] = x
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def centred_ss_by_time(w, fw, use_fw, times, rows, means, K):
+    """Per time (and overall, index K): sum f (w - mean)^2, the numerically stable variance numerator."""
+    out = np.zeros(K + 1)
+    for i in range(w.shape[0]):
+        if not rows[i]:
+            continue
+        f = fw[i] if use_fw else 1.0
+        if f <= 0.0:
+            continue
+        d = w[i] - means[times[i]]
+        out[times[i]] += f * d * d
+        d = w[i] - means[K]
+        out[K] += f * d * d
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def rate_by_time(y, fw, use_fw, times, rows, K):
+    """Frequency-weighted mean of ``y`` among ``rows`` at each time (0.5 where nobody is at risk)."""
+    num = np.zeros(K)
+    den = np.zeros(K)
+    for i in range(y.shape[0]):
+        if rows[i]:
+            f = fw[i] if use_fw else 1.0
+            num[times[i]] += f * y[i]
+            den[times[i]] += f
+    out = np.full(K, 0.5)
+    for t in range(K):
+        if den[t] > 0:
+            out[t] = num[t] / den[t]
+    return out

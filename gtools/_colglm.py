@@ -10,10 +10,12 @@ predictors, or the pieces of a cluster-robust sandwich. Memory is a strip,
 not a matrix: a million-row weight model costs a few kilobytes beyond the
 table itself.
 
-``cols`` is a tuple of the recipe's variables as 1-D float64 arrays (read
-only), ``var/kind/param/ptr`` the recipe's encoding as in
+``cols`` is a pair of tuples holding the recipe's variables as read-only 1-D
+float64 and int64 arrays (views of the table, no copies), ``var/kind/param/ptr`` the recipe's encoding as in
 :mod:`gtools.gformula.engine` (``param`` from :meth:`Recipe.packed_param`).
-Rows with weight 0 are skipped, so a mask is a weight vector.
+The rows used are those in the boolean ``mask`` whose weight ``w`` is not 0;
+``use_w=False`` means every row weighs 1 (``w`` is then not read, and may be
+a one-element placeholder), so an unweighted fit allocates no weight vector.
 """
 
 from __future__ import annotations
@@ -28,8 +30,40 @@ CHUNK = 256
 
 
 @numba.njit(cache=True, nogil=True)
+def _factor(c, idx, m, B, j, k, par, param, first):
+    """Multiply (``first``: set) design column ``j`` of the strip by one factor of the column ``c``."""
+    if k == 0:
+        if par == 1.0:
+            if first:
+                for r in range(m):
+                    B[r, j] = c[idx[r]]
+            else:
+                for r in range(m):
+                    B[r, j] *= c[idx[r]]
+        else:
+            for r in range(m):
+                x = float(c[idx[r]]) ** par
+                B[r, j] = x if first else B[r, j] * x
+    elif k == 1:
+        for r in range(m):
+            x = 1.0 if c[idx[r]] == par else 0.0
+            B[r, j] = x if first else B[r, j] * x
+    else:
+        o = int(par)
+        for r in range(m):
+            x = _ns_value(float(c[idx[r]]), param, o)
+            B[r, j] = x if first else B[r, j] * x
+
+
+@numba.njit(cache=True, nogil=True)
 def _fill(cols, var, kind, param, ptr, idx, m, B):
-    """Design rows of the table rows ``idx[:m]`` into ``B[:m]`` (one column at a time)."""
+    """Design rows of the table rows ``idx[:m]`` into ``B[:m]`` (one column at a time).
+
+    ``cols = (float64 columns, int64 columns)``; factor variable ``v`` is
+    ``cols[0][v]`` when ``v < len(cols[0])``, else ``cols[1][v - len(cols[0])]``.
+    """
+    fcols, icols = cols
+    nf = len(fcols)
     p = ptr.shape[0] - 1
     for j in range(p):
         f0, f1 = ptr[j], ptr[j + 1]
@@ -37,39 +71,20 @@ def _fill(cols, var, kind, param, ptr, idx, m, B):
             for r in range(m):
                 B[r, j] = 1.0
             continue
-        if f1 == f0 + 1 and kind[f0] == 0 and param[f0] == 1.0:
-            c = cols[var[f0]]
-            for r in range(m):
-                B[r, j] = c[idx[r]]
-            continue
-        for r in range(m):
-            B[r, j] = 1.0
         for f in range(f0, f1):
-            c = cols[var[f]]
-            k = kind[f]
-            par = param[f]
-            if k == 0:
-                if par == 1.0:
-                    for r in range(m):
-                        B[r, j] *= c[idx[r]]
-                else:
-                    for r in range(m):
-                        B[r, j] *= c[idx[r]] ** par
-            elif k == 1:
-                for r in range(m):
-                    B[r, j] *= 1.0 if c[idx[r]] == par else 0.0
+            v = var[f]
+            if v < nf:
+                _factor(fcols[v], idx, m, B, j, kind[f], param[f], param, f == f0)
             else:
-                o = int(par)
-                for r in range(m):
-                    B[r, j] *= _ns_value(c[idx[r]], param, o)
+                _factor(icols[v - nf], idx, m, B, j, kind[f], param[f], param, f == f0)
 
 
 @numba.njit(cache=True, nogil=True)
-def _next_strip(w, i, n, idx):
-    """Gather up to CHUNK rows with positive weight from row ``i`` on; returns (m, next i)."""
+def _next_strip(w, use_w, mask, i, n, idx):
+    """Gather up to CHUNK rows in ``mask`` with non-zero weight from row ``i`` on; returns (m, next i)."""
     m = 0
     while i < n and m < idx.shape[0]:
-        if w[i] != 0.0:
+        if mask[i] and (not use_w or w[i] != 0.0):
             idx[m] = i
             m += 1
         i += 1
@@ -106,7 +121,7 @@ def _deviance(yi, eta, mu, family):
 
 
 @numba.njit(cache=True, nogil=True)
-def accumulate(cols, var, kind, param, ptr, y, w, beta, init, family):
+def accumulate(cols, var, kind, param, ptr, y, w, use_w, mask, beta, init, family):
     """(deviance, X'WX, X'Wz) of one IRLS step at ``beta``; ``init`` starts from eta = g((w y + 1/2)/(w + 1))."""
     n = y.shape[0]
     p = ptr.shape[0] - 1
@@ -117,13 +132,13 @@ def accumulate(cols, var, kind, param, ptr, y, w, beta, init, family):
     B = np.empty((CHUNK, p))
     i = 0
     while i < n:
-        m, i = _next_strip(w, i, n, idx)
+        m, i = _next_strip(w, use_w, mask, i, n, idx)
         if m == 0:
             break
         _fill(cols, var, kind, param, ptr, idx, m, B)
         for r in range(m):
             row = idx[r]
-            wi = w[row]
+            wi = w[row] if use_w else 1.0
             yi = y[row]
             if init:
                 if family == BINOMIAL:
@@ -177,16 +192,16 @@ def predict(cols, var, kind, param, ptr, beta, family, out):
 
 
 @numba.njit(cache=True, nogil=True)
-def max_abs_eta(cols, var, kind, param, ptr, beta, w):
-    """max |x_i' beta| over the rows with ``w[i] != 0``."""
-    n = w.shape[0]
+def max_abs_eta(cols, var, kind, param, ptr, beta, w, use_w, mask):
+    """max |x_i' beta| over the rows in ``mask`` with ``w[i] != 0``."""
+    n = mask.shape[0]
     p = ptr.shape[0] - 1
     idx = np.empty(CHUNK, dtype=np.int64)
     B = np.empty((CHUNK, p))
     big = 0.0
     i = 0
     while i < n:
-        m, i = _next_strip(w, i, n, idx)
+        m, i = _next_strip(w, use_w, mask, i, n, idx)
         if m == 0:
             break
         _fill(cols, var, kind, param, ptr, idx, m, B)
@@ -200,7 +215,7 @@ def max_abs_eta(cols, var, kind, param, ptr, beta, w):
 
 
 @numba.njit(cache=True, nogil=True)
-def sandwich(cols, var, kind, param, ptr, y, w, beta, groups, n_groups, family):
+def sandwich(cols, var, kind, param, ptr, y, w, use_w, mask, beta, groups, n_groups, family):
     """Bread ``H = X' diag(w v) X`` and per-group scores ``U[g] = sum_{r in g} w_r (y_r - mu_r) x_r``.
 
     Also returns max |eta| over the rows with positive weight (for the separation warning).
@@ -214,7 +229,7 @@ def sandwich(cols, var, kind, param, ptr, y, w, beta, groups, n_groups, family):
     big = 0.0
     i = 0
     while i < n:
-        m, i = _next_strip(w, i, n, idx)
+        m, i = _next_strip(w, use_w, mask, i, n, idx)
         if m == 0:
             break
         _fill(cols, var, kind, param, ptr, idx, m, B)
@@ -230,7 +245,7 @@ def sandwich(cols, var, kind, param, ptr, y, w, beta, groups, n_groups, family):
                 v = mu * (1.0 - mu)
             elif family == POISSON:
                 v = mu
-            wi = w[row]
+            wi = w[row] if use_w else 1.0
             hw = wi * v
             res = wi * (y[row] - mu)
             g = groups[row]
@@ -243,3 +258,38 @@ def sandwich(cols, var, kind, param, ptr, y, w, beta, groups, n_groups, family):
         for k in range(j + 1, p):
             H[j, k] = H[k, j]
     return H, U, big
+
+
+@numba.njit(cache=True, nogil=True)
+def ratio(cols, var, kind, param, ptr, beta, family, a, mask, out):
+    """In place, per row: ``out = f_num(a) / f_den(a)`` on ``mask`` rows (1 elsewhere), where ``out`` holds
+    the denominator probability and this model gives the numerator; ``f(a) = p^a (1-p)^(1-a)``.
+
+    A zero denominator gives inf (reported by the caller).
+    """
+    n = out.shape[0]
+    p = ptr.shape[0] - 1
+    idx = np.empty(CHUNK, dtype=np.int64)
+    B = np.empty((CHUNK, p))
+    for i0 in range(0, n, CHUNK):
+        m = min(CHUNK, n - i0)
+        for r in range(m):
+            idx[r] = i0 + r
+        _fill(cols, var, kind, param, ptr, idx, m, B)
+        for r in range(m):
+            i = i0 + r
+            if not mask[i]:
+                out[i] = 1.0
+                continue
+            eta = 0.0
+            for j in range(p):
+                eta += B[r, j] * beta[j]
+            if family == BINOMIAL:
+                pn = 1.0 / (1.0 + np.exp(-eta))
+            else:
+                pn = eta
+            pd_ = out[i]
+            if a[i] == 1.0:
+                out[i] = pn / pd_ if pd_ != 0.0 else np.inf
+            else:
+                out[i] = (1.0 - pn) / (1.0 - pd_) if pd_ != 1.0 else np.inf

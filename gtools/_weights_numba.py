@@ -30,18 +30,6 @@ def treatment_factor(a, p_den, p_num, risk, stabilized, out):
 
 
 @numba.njit(cache=True, nogil=True)
-def censor_factor(censored, c_den, c_num, stabilized, out):
-    """``out = P_num(C = 0) / P_den(C = 0)`` on uncensored rows, 1 on censored rows (``c_*`` are P(C = 1))."""
-    for i in range(censored.shape[0]):
-        if censored[i]:
-            out[i] = 1.0
-        else:
-            q = 1.0 - c_den[i]
-            num = (1.0 - c_num[i]) if stabilized else 1.0
-            out[i] = num / q if q != 0.0 else np.inf
-
-
-@numba.njit(cache=True, nogil=True)
 def cumprod_by_person(codes, x):
     """Running product of ``x`` over each person's rows, in place (rows sorted by person, then time)."""
     acc = 1.0
@@ -112,3 +100,33 @@ def rate_by_time(y, fw, use_fw, times, rows, K):
         if den[t] > 0:
             out[t] = num[t] / den[t]
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def ratio_from_rates(a, times, rates, mask, out):
+    """In place: ``out = f_num(a) / f_den(a)`` on ``mask`` rows (1 elsewhere), numerator ``rates[time]``,
+    ``out`` holding the denominator probability."""
+    for i in range(out.shape[0]):
+        if not mask[i]:
+            out[i] = 1.0
+            continue
+        pn = rates[times[i]]
+        pd_ = out[i]
+        if a[i] == 1.0:
+            out[i] = pn / pd_ if pd_ != 0.0 else np.inf
+        else:
+            out[i] = (1.0 - pn) / (1.0 - pd_) if pd_ != 1.0 else np.inf
+
+
+@numba.njit(cache=True, nogil=True)
+def inverse(a, mask, out):
+    """In place: ``out = 1 / f_den(a)`` on ``mask`` rows (1 elsewhere), ``out`` holding the probability."""
+    for i in range(out.shape[0]):
+        if not mask[i]:
+            out[i] = 1.0
+            continue
+        pd_ = out[i]
+        if a[i] == 1.0:
+            out[i] = 1.0 / pd_ if pd_ != 0.0 else np.inf
+        else:
+            out[i] = 1.0 / (1.0 - pd_) if pd_ != 1.0 else np.inf

@@ -72,19 +72,27 @@ class Design:
     paths that need a matrix (other families, learners, summaries).
     """
 
-    def __init__(self, recipe: Recipe, columns: tuple, y: np.ndarray | None, usable: np.ndarray,
-                 bad_x: np.ndarray, n_rows: int):
+    def __init__(self, recipe: Recipe, columns: tuple, var: np.ndarray, colmap: dict, y: np.ndarray | None,
+                 usable: np.ndarray, bad_x: np.ndarray, n_rows: int):
         self.recipe = recipe
         self.columns = columns
         self.y = y
         self.usable = usable  # rows where the response and every design column are non-missing
-        self.bad_x = bad_x  # rows where some design column is missing
+        self.has_missing_x = bool(bad_x.any())
+        self._bad_x = bad_x if self.has_missing_x else None  # kept only when some row has a missing value
         self.n_rows = n_rows
         self._X: np.ndarray | None = None
+        self._colmap = colmap
         rec = recipe
-        # the recipe as the kernels read it: factor variable, kind, packed parameters, column pointers
-        self.encoding = (np.asarray(rec.fac_var, dtype=np.int64), np.asarray(rec.fac_kind, dtype=np.int64),
-                         rec.packed_param(), np.asarray(rec.term_ptr, dtype=np.int64))
+        # the recipe as the kernels read it: factor variable (position in ``columns``), kind, packed
+        # parameters, column pointers
+        self.encoding = (var, np.asarray(rec.fac_kind, dtype=np.int64), rec.packed_param(),
+                         np.asarray(rec.term_ptr, dtype=np.int64))
+
+    @property
+    def bad_x(self) -> np.ndarray:
+        """Rows where some design column is missing."""
+        return self._bad_x if self._bad_x is not None else np.zeros(self.n_rows, dtype=bool)
 
     @property
     def X(self) -> np.ndarray:
@@ -92,7 +100,7 @@ class Design:
         if self._X is None:
             rec = self.recipe
             if rec.variables:
-                self._X = rec.matrix(dict(zip(rec.variables, self.columns)))
+                self._X = rec.matrix(self._colmap)
             else:
                 self._X = np.ones((self.n_rows, rec.n_columns))
         return self._X
@@ -112,8 +120,39 @@ def _float_column(pt, name: str) -> np.ndarray:
     return a
 
 
-_NO_COLUMNS = np.zeros(1)
-_NO_COLUMNS.flags.writeable = False
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a).view()
+    a.flags.writeable = False
+    return a
+
+
+_NO_COLUMNS = _readonly(np.zeros(1))
+_NO_INT_COLUMNS = _readonly(np.zeros(1, dtype=np.int64))
+
+
+def table_columns(pt, recipe: Recipe) -> tuple[tuple, np.ndarray, dict[str, np.ndarray]]:
+    """The recipe's variables as the kernels of :mod:`gtools._colglm` read them, without copies.
+
+    Returns ``((float64 columns, int64 columns), factor variable indices into that pair, {name: column})``.
+    float64 and int64 columns are read-only views of the table; other types are converted once
+    (cached on the table).
+    """
+    fl, it, pos, colmap = [], [], {}, {}
+    for v in recipe.variables:
+        s = pt.data[v]
+        if s.dtype == np.int64:
+            colmap[v] = _readonly(s.to_numpy())
+            it.append(v)
+        else:
+            colmap[v] = _float_column(pt, v)
+            fl.append(v)
+    for i, v in enumerate(fl + it):
+        pos[v] = i
+    cols = (tuple(colmap[v] for v in fl) or (_NO_COLUMNS,), tuple(colmap[v] for v in it) or (_NO_INT_COLUMNS,))
+    if not fl:  # the placeholder takes float position 0: shift the int columns behind it
+        pos = {v: i + 1 for v, i in pos.items()}
+    var = np.array([pos[recipe.variables[f]] for f in recipe.fac_var], dtype=np.int64)
+    return cols, var, colmap
 
 
 class Model:
@@ -182,18 +221,19 @@ class Model:
             # numeric view; strings in a model column are an error
             recipe = build_recipe(self.formula, _numeric_view(cols, self.formula, pt), list(data.columns))
             _label_categories(recipe, getattr(pt, "categories", {}), self.formula)
-            columns = tuple(_float_column(pt, v) for v in recipe.variables)
+            columns, var, colmap = table_columns(pt, recipe)
             # a missing value makes a power or spline column missing; an indicator of a missing value is 0
             bad_x = np.zeros(len(data), dtype=bool)
             for f in range(len(recipe.fac_var)):
-                if recipe.fac_kind[f] != INDICATOR:
-                    bad_x |= np.isnan(columns[recipe.fac_var[f]])
+                c = colmap[recipe.variables[recipe.fac_var[f]]]
+                if recipe.fac_kind[f] != INDICATOR and c.dtype == np.float64:
+                    bad_x |= np.isnan(c)
             y = None
             usable = ~bad_x
             if recipe.response is not None:
                 y = data[recipe.response].to_numpy(dtype=float)
                 usable &= ~np.isnan(y)
-            cache[key] = Design(recipe, columns or (_NO_COLUMNS,), y, usable, bad_x, len(data))
+            cache[key] = Design(recipe, columns, var, colmap, y, usable, bad_x, len(data))
         return cache[key]
 
     # -- fitting ------------------------------------------------------------------
@@ -213,8 +253,8 @@ class Model:
         sel = np.ones(pt.n_rows, dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
         if self.absorbing:
             sel = sel & _previous_is_zero(pt, d.recipe.response)
-        bad = sel & d.bad_x & ~np.isnan(d.y)
-        if bad.any():
+        bad = (sel & d.bad_x & ~np.isnan(d.y)) if d.has_missing_x else None
+        if bad is not None and bad.any():
             cols = [v for v in d.recipe.variables if np.isnan(pt.data[v].to_numpy(dtype=float)[bad]).any()]
             idx = np.flatnonzero(bad)[:5]
             ex = [(pt.data[pt.id].iloc[i], pt.data[pt.time].iloc[i]) for i in idx]
@@ -329,22 +369,30 @@ def irls(X: np.ndarray, y: np.ndarray, w: np.ndarray, family: str, tol: float = 
                       max_iter, start)
 
 
-def irls_design(d: Design, w: np.ndarray, family: str, tol: float = 1e-10, max_iter: int = 100,
-                start: np.ndarray | None = None) -> tuple[np.ndarray, bool, int]:
-    """:func:`irls` on a :class:`Design` without its matrix: rows with ``w == 0`` are skipped.
+def irls_design(d: Design, rows: np.ndarray, w: np.ndarray | None, family: str, tol: float = 1e-10,
+                max_iter: int = 100, start: np.ndarray | None = None) -> tuple[np.ndarray, bool, int]:
+    """:func:`irls` on a :class:`Design` without its matrix, over the rows in the mask ``rows``.
 
-    ``family`` is ``"binomial"``, ``"poisson"`` or ``"gaussian"`` (one weighted least-squares step).
+    ``w`` are row weights (None: every row weighs 1; rows with weight 0 are
+    skipped too). ``family`` is ``"binomial"``, ``"poisson"`` or
+    ``"gaussian"`` (one weighted least-squares step).
     """
     from gtools import _colglm as K
 
     fam = {"binomial": K.BINOMIAL, "poisson": K.POISSON, "gaussian": K.GAUSSIAN}[family]
     var, kind, param, ptr = d.encoding
-    cols, y, w = d.columns, d.y, np.ascontiguousarray(w, dtype=float)
+    cols, y = d.columns, d.y
+    use_w = w is not None
+    w = np.ascontiguousarray(w, dtype=float) if use_w else _NO_COLUMNS
+    rows = np.asarray(rows, dtype=bool)
+
+    def step(beta, init):
+        return K.accumulate(cols, var, kind, param, ptr, y, w, use_w, rows, beta, init, fam)
+
     if fam == K.GAUSSIAN:
-        _, A, b = K.accumulate(cols, var, kind, param, ptr, y, w, np.zeros(len(ptr) - 1), True, fam)
+        _, A, b = step(np.zeros(len(ptr) - 1), True)
         return _solve_sym(A, b), True, 1
-    return _irls_loop(lambda beta, init: K.accumulate(cols, var, kind, param, ptr, y, w, beta, init, fam),
-                      len(ptr) - 1, tol, max_iter, start)
+    return _irls_loop(step, len(ptr) - 1, tol, max_iter, start)
 
 
 def _irls_loop(step, p: int, tol: float, max_iter: int, start) -> tuple[np.ndarray, bool, int]:
@@ -427,24 +475,26 @@ def _fit_columns(model: Model, fam: str, d: Design, use: np.ndarray, wrow: np.nd
         if bad.any():
             raise DataError([Problem("outcome_not_binary", recipe.response,
                                      f"{label}: binomial response must be 0/1", int(bad.sum()))])
-    w = use.astype(float) if wrow is None else np.where(use, wrow, 0.0)
-    params, converged, _ = irls_design(d, w, fam, start=start)
+    params, converged, _ = irls_design(d, use, wrow, fam, start=start)
     if start is not None and not converged:
-        params, converged, _ = irls_design(d, w, fam)
+        params, converged, _ = irls_design(d, use, wrow, fam)
     if warn and check_rank:
-        _check_rank_weighted(d, w, recipe.names, label)
+        _check_rank_weighted(d, use, wrow, recipe.names, label)
     if warn and fam == "binomial":
         from gtools import _colglm as K
 
         var, kind, param, ptr = d.encoding
-        if K.max_abs_eta(d.columns, var, kind, param, ptr, params, w) > 25 or not converged:
+        wa = _NO_COLUMNS if wrow is None else wrow
+        if K.max_abs_eta(d.columns, var, kind, param, ptr, params, wa, wrow is not None, use) > 25 \
+                or not converged:
             warnings.warn(f"{label}: fitted probabilities of 0 or 1 (possible separation"
                           f"{'' if converged else '; IRLS did not converge'}); check sparse cells or "
                           "simplify the model", FitWarning, stacklevel=3)
     if warn and not converged:
         warnings.warn(f"{label}: the fit did not converge", FitWarning, stacklevel=3)
+    n_obs = float(np.count_nonzero(use)) if wrow is None else float(wrow[use].sum())
     return FittedModel(spec=model, family=fam, recipe=recipe, params=params, converged=converged,
-                       n_obs=float(w.sum()), _design=d, _rows=use, _wrow=wrow)
+                       n_obs=n_obs, _design=d, _packed_rows=np.packbits(use), _wrow=wrow)
 
 
 def _fit_arrays(model: Model, fam: str, recipe: Recipe, X, y, w, warn=True) -> FittedModel:
@@ -504,22 +554,24 @@ def _rank(X: np.ndarray, w: np.ndarray) -> int:
     return int(np.linalg.matrix_rank(G[np.ix_(keep, keep)] / np.outer(d[keep], d[keep]), hermitian=True))
 
 
-def _check_rank_weighted(d: Design, w, names, label):
-    """:func:`_check_rank` on the rows with positive weight, from the design's columns (no matrix)."""
+def _check_rank_weighted(d: Design, rows: np.ndarray, w: np.ndarray | None, names, label):
+    """:func:`_check_rank` on the rows in ``rows`` with non-zero weight, from the design's columns (no matrix)."""
     from gtools import _colglm as K
 
-    # the logit step at beta = 0 gives X' diag(w/4) X over the rows with w > 0
+    # the logit step at beta = 0 gives X' diag(w/4) X over those rows
     var, kind, param, ptr = d.encoding
     p = len(names)
-    _, A, _ = K.accumulate(d.columns, var, kind, param, ptr, np.zeros(len(w)), w, np.zeros(p), False,
-                           K.BINOMIAL)
-    n_used = int(np.count_nonzero(w))
+    use_w = w is not None
+    # (the response enters only the deviance and the working response, not X' W X)
+    _, A, _ = K.accumulate(d.columns, var, kind, param, ptr, d.y, w if use_w else _NO_COLUMNS, use_w, rows,
+                           np.zeros(p), False, K.BINOMIAL)
+    used = rows if w is None else rows & (w != 0)
+    n_used = int(np.count_nonzero(used))
     dg = np.sqrt(np.maximum(np.diag(A), 1e-300))
     ev = np.linalg.eigvalsh(A / np.outer(dg, dg))
     if ev[0] <= 1e-11 or n_used < p:
-        rows = w > 0
         X = d.X
-        const = [names[j] for j in range(p) if names[j] != "Intercept" and np.ptp(X[rows, j]) == 0]
+        const = [names[j] for j in range(p) if names[j] != "Intercept" and np.ptp(X[used, j]) == 0]
         hint = f"; constant column(s): {const}" if const else ""
         warnings.warn(f"{label}: singular design (collinear columns{hint}); coefficients are not identified",
                       FitWarning, stacklevel=4)
@@ -571,9 +623,14 @@ class FittedModel:
     _yfit: np.ndarray | None = field(default=None, repr=False)
     _w: np.ndarray | None = field(default=None, repr=False)
     _design: Design | None = field(default=None, repr=False)
-    _rows: np.ndarray | None = field(default=None, repr=False)
+    _packed_rows: np.ndarray | None = field(default=None, repr=False)  # np.packbits of the fitted rows
     _wrow: np.ndarray | None = field(default=None, repr=False)
     _sm: Any = field(default=None, repr=False)
+
+    @property
+    def _rows(self) -> np.ndarray:
+        """Mask of the fitted rows (kept packed, 1 bit per row)."""
+        return np.unpackbits(self._packed_rows, count=self._design.n_rows).astype(bool)
 
     @property
     def _X(self) -> np.ndarray:
@@ -679,10 +736,10 @@ class FittedModel:
         if missing:
             raise DataError([Problem("missing_column", ", ".join(missing), f"{self.spec.label}: the table has no "
                                      f"column(s) {missing}; available: {list(pt.data.columns)}", 0)])
-        cols = tuple(_float_column(pt, v) for v in rec.variables) or (_NO_COLUMNS,)
+        cols, var, _ = table_columns(pt, rec)
         fam = {"binomial": K.BINOMIAL, "poisson": K.POISSON}.get(self.family, K.GAUSSIAN)
         out = np.empty(pt.n_rows)
-        K.predict(cols, np.asarray(rec.fac_var, dtype=np.int64), np.asarray(rec.fac_kind, dtype=np.int64),
+        K.predict(cols, var, np.asarray(rec.fac_kind, dtype=np.int64),
                   rec.packed_param(), np.asarray(rec.term_ptr, dtype=np.int64),
                   np.ascontiguousarray(self.params, dtype=float), fam, out)
         return out

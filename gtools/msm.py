@@ -188,32 +188,34 @@ class MSM:
             raise TypeError("weights must be a gt.IPTW, a WeightsResult or None")
         model = Model(self.formula, family=fam)
         d = model.design(pt)
-        fw = pt.row_weights()
-        rows = d.usable & (fw > 0) & ~_censored(pt)
+        rows = d.usable & ~_censored(pt)
+        if pt.weights is not None:
+            rows &= pt.weights > 0
         if pt.outcome_type != "survival":
             rows &= pt.last_rows
-        bad = (fw > 0) & d.bad_x & ~_censored(pt)
-        if pt.outcome_type != "survival":
-            bad &= pt.last_rows
-        if bad.any():
-            raise DataError([Problem("missing_values", ", ".join(d.recipe.variables),
-                                     f"MSM {self.formula!r}: missing values in model columns on "
-                                     f"{int(bad.sum())} row(s)", int(bad.sum()))])
+        if d.has_missing_x:
+            bad = d.bad_x & ~_censored(pt)
+            if pt.weights is not None:
+                bad &= pt.weights > 0
+            if pt.outcome_type != "survival":
+                bad &= pt.last_rows
+            if bad.any():
+                raise DataError([Problem("missing_values", ", ".join(d.recipe.variables),
+                                         f"MSM {self.formula!r}: missing values in model columns on "
+                                         f"{int(bad.sum())} row(s)", int(bad.sum()))])
         if not rows.any():
             raise DataError([Problem("empty_table", d.recipe.response, f"MSM {self.formula!r}: no rows to fit", 0)])
-        # the fit's weights: IP weight x frequency weight on the fitted rows, 0 elsewhere (skipped by the kernels)
-        w = rows.astype(float) if wres is None else np.array(wres.weights.to_numpy(), dtype=float)
-        if wres is not None:
-            w[~rows] = 0.0
-        if pt.weights is not None:
-            w *= pt.weights
         if fam == "binomial":
             nonbin = rows & (d.y != 0.0) & (d.y != 1.0)
             if nonbin.any():
                 raise DataError([Problem("outcome_not_binary", d.recipe.response,
                                          "binomial MSM needs a 0/1 outcome; use family='gaussian'",
                                          int(nonbin.sum()))])
-        glm = _fit_glm(d, w, pt.person_index, pt.n_persons, fam)
+        # the fit's weights: IP weight x frequency weight, read on the fitted rows only (no copy unless both)
+        w = None if wres is None else wres.weights.to_numpy()
+        if pt.weights is not None:
+            w = pt.weights if w is None else w * pt.weights
+        glm = _fit_glm(d, rows, w, pt.person_index, pt.n_persons, fam)
         codes = pt.person_index
         starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
         n_persons = int(np.count_nonzero(np.logical_or.reduceat(rows, starts)))
@@ -237,17 +239,18 @@ class _WeightedGLM:
     normal distribution.
     """
 
-    def __init__(self, d, w, groups, n_groups, fam):
+    def __init__(self, d, rows, w, groups, n_groups, fam):
         from gtools import _colglm as K
-        from gtools.models import irls_design
+        from gtools.models import _NO_COLUMNS, irls_design
 
-        beta, converged, _ = irls_design(d, w, fam)
+        beta, converged, _ = irls_design(d, rows, w, fam)
         if not converged:
             warnings.warn("MSM: IRLS did not converge", FitWarning, stacklevel=4)
         code = {"binomial": K.BINOMIAL, "poisson": K.POISSON}.get(fam, K.GAUSSIAN)
         var, kind, param, ptr = d.encoding
-        H, U, big = K.sandwich(d.columns, var, kind, param, ptr, d.y, w, beta, np.asarray(groups, dtype=np.int64),
-                               int(n_groups), code)
+        use_w = w is not None
+        H, U, big = K.sandwich(d.columns, var, kind, param, ptr, d.y, w if use_w else _NO_COLUMNS, use_w, rows,
+                               beta, np.asarray(groups, dtype=np.int64), int(n_groups), code)
         Hinv = np.linalg.pinv(H)
         self.params = beta
         self._cov = Hinv @ (U.T @ U) @ Hinv
@@ -269,8 +272,8 @@ class _WeightedGLM:
         return np.column_stack([self.params - z * self.bse, self.params + z * self.bse])
 
 
-def _fit_glm(d, w, groups, n_groups, fam):
-    glm = _WeightedGLM(d, w, groups, n_groups, fam)
+def _fit_glm(d, rows, w, groups, n_groups, fam):
+    glm = _WeightedGLM(d, rows, w, groups, n_groups, fam)
     if fam == "binomial" and glm.max_abs_eta > 25:
         warnings.warn("MSM: fitted probabilities of 0 or 1 (possible separation); simplify the MSM "
                       "(e.g. a smooth function of time instead of C(time))", FitWarning, stacklevel=3)

@@ -56,7 +56,7 @@ import pandas as pd
 from gtools import _weights_numba as _wn
 from gtools.dag import require_identified
 from gtools.errors import DataError, FitWarning, Problem
-from gtools.models import FittedModel, Model, _float_column, check_positivity
+from gtools.models import FittedModel, Model, _float_column, check_positivity, table_columns
 
 __all__ = ["IPTW", "WeightsResult"]
 
@@ -439,23 +439,43 @@ class IPTW:
         return res
 
 
+def _factor_in_place(pt, p_den: np.ndarray, a: np.ndarray, mask: np.ndarray, numerator, times: np.ndarray,
+                     stabilized: bool) -> np.ndarray:
+    """Turn ``p_den`` (P(a = 1) from the denominator model) into f_num(a) / f_den(a) on ``mask``, 1 elsewhere.
+
+    ``numerator`` is a FittedModel (evaluated row by row, no vector) or None for the marginal
+    frequency at each time among ``mask``.
+    """
+    if not stabilized:
+        _wn.inverse(a, mask, p_den)
+    elif numerator is not None and numerator.learner is None and numerator.family == "binomial":
+        from gtools import _colglm as K
+
+        rec = numerator.recipe
+        cols, var, _ = table_columns(pt, rec)
+        K.ratio(cols, var, np.asarray(rec.fac_kind, dtype=np.int64), rec.packed_param(),
+                np.asarray(rec.term_ptr, dtype=np.int64), np.ascontiguousarray(numerator.params, dtype=float),
+                K.BINOMIAL, a, mask, p_den)
+    elif numerator is not None:
+        _wn.treatment_factor(a, p_den, numerator.predict_table(pt), mask, True, p_den)
+    else:
+        K_ = int(times.max()) + 1
+        fw = pt.weights
+        rates = _wn.rate_by_time(a, _ONE if fw is None else fw, fw is not None, times, mask, K_)
+        _wn.ratio_from_rates(a, times, rates, mask, p_den)
+    return p_den
+
+
 def _treatment_weights(pt, models: dict, risk: np.ndarray, stabilized: bool, warn: bool) -> np.ndarray:
     """Running product, by person, of each row's treatment factor f_num(A_t) / f_den(A_t) (1 off ``risk``)."""
     fden = models["treatment"]
     fw = pt.weights
     times = np.asarray(pt.data[pt.time].to_numpy(), dtype=np.int64)
     a = _float_column(pt, pt.treatment)
-    p_den = fden.predict_table(pt)
+    out = fden.predict_table(pt)  # P(A_t = 1 | ...), then the factor, then the running product
     if warn:
-        _positivity(p_den, risk if fw is None else risk & (fw > 0), times, pt.time_values, fden.spec.label)
-    if not stabilized:
-        out = p_den  # overwritten in place, element by element after it is read
-    elif "numerator" in models:
-        out = models["numerator"].predict_table(pt)
-    else:
-        out = marginal_by_time(a, fw, times, risk)
-    _wn.treatment_factor(a, p_den, out, risk, stabilized, out)
-    del p_den
+        _positivity(out, risk if fw is None else risk & (fw > 0), times, pt.time_values, fden.spec.label)
+    _factor_in_place(pt, out, a, risk, models.get("numerator"), times, stabilized)
     _wn.cumprod_by_person(pt.person_index, out)
     return out
 
@@ -466,20 +486,20 @@ def _censoring_weights(pt, models: dict, stabilized: bool, warn: bool) -> np.nda
     fw = pt.weights
     times = np.asarray(pt.data[pt.time].to_numpy(), dtype=np.int64)
     c = _float_column(pt, pt.censor)
-    censored = c == 1
-    c_den = fcd.predict_table(pt)  # P(C_t = 1 | ...)
+    uncensored = c != 1
+    out = fcd.predict_table(pt)  # P(C_t = 1 | ...)
     if warn:
-        unc = ~censored if fw is None else ~censored & (fw > 0)
-        _positivity(c_den, unc, times, pt.time_values, fcd.spec.label, bounds=(0.0, 0.99))
-        del unc
-    if not stabilized:
-        out = c_den
-    elif "censoring_numerator" in models:
-        out = models["censoring_numerator"].predict_table(pt)
+        _positivity(out, uncensored if fw is None else uncensored & (fw > 0), times, pt.time_values,
+                    fcd.spec.label, bounds=(0.0, 0.99))
+    # on uncensored rows c = 0, so f_num(c) / f_den(c) is P_num(C = 0) / P_den(C = 0); the marginal
+    # numerator is the censoring frequency at each time over every row
+    if stabilized and "censoring_numerator" not in models:
+        K_ = int(times.max()) + 1
+        rates = _wn.rate_by_time(c, _ONE if fw is None else fw, fw is not None, times,
+                                 np.ones(pt.n_rows, dtype=bool), K_)
+        _wn.ratio_from_rates(c, times, rates, uncensored, out)
     else:
-        out = marginal_by_time(c, fw, times, np.ones(pt.n_rows, dtype=bool))
-    _wn.censor_factor(censored, c_den, out, stabilized, out)
-    del c_den
+        _factor_in_place(pt, out, c, uncensored, models.get("censoring_numerator"), times, stabilized)
     _wn.cumprod_by_person(pt.person_index, out)
     return out
 

@@ -229,26 +229,29 @@ def _person_starts(ids: np.ndarray) -> np.ndarray:
 
 
 def _compute_array(f: Feature, x: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Vectorised feature over a stacked panel (persons contiguous, time ascending)."""
+    """Vectorised feature over a stacked panel (persons contiguous, time ascending).
+
+    Lean in memory: besides the result, boolean masks (1 byte a row) and arrays of one entry per
+    person; no n-row integer temporaries.
+    """
     n = len(x)
     if n == 0:
         return np.zeros(0)
-    group = np.cumsum(starts) - 1
-    first = np.flatnonzero(starts)
-    pos = np.arange(n) - first[group]  # interval index within person
     if f.kind == "lag":
         out = np.full(n, float(f.fill))
-        k = f.k
-        ok = pos >= k
-        out[ok] = x[np.flatnonzero(ok) - k]
+        k = int(f.k)
+        if k < n:
+            # row i takes x[i - k] when it is at least k rows into its person: no person starts in
+            # rows i-k+1 .. i (row 0 starts one, so rows i < k keep the fill)
+            ok = ~starts[k:]
+            for j in range(1, k):
+                ok &= ~starts[k - j:n - j]
+            np.copyto(out[k:], x[:n - k], where=ok)
         return out
     if f.kind in ("cumsum", "cummean"):
         # running sum restarting at each person, accumulated left to right exactly
         # as the step rule does (state + x), so both give identical floats
-        out = _running_sum(x, starts)
-        if f.kind == "cummean":
-            out = out / (pos + 1.0)
-        return out
+        return _running_sum(x, starts, mean=f.kind == "cummean")
     if f.kind == "time_since":
         hit = x == f.target
         idx = np.where(hit, np.arange(n), -1)
@@ -261,20 +264,22 @@ def _compute_array(f: Feature, x: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return _running_max(flag, starts)
 
 
-def _running_sum(x: np.ndarray, starts: np.ndarray) -> np.ndarray:
+def _running_sum(x: np.ndarray, starts: np.ndarray, mean: bool = False) -> np.ndarray:
+    """Running sum within person (``mean``: divided by the number of rows so far, as cummean)."""
     out = np.empty_like(x, dtype=float)
     # a loop over persons would be slow; do a cumulative sum per position block:
     # sequential accumulation in the same order as the step rule (0 + x0 + x1 ...)
     first = np.flatnonzero(starts)
-    bounds = np.append(first, len(x))
-    lengths = np.diff(bounds)
-    maxlen = int(lengths.max())
+    lengths = np.diff(first, append=len(x))
     acc = np.zeros(len(first))
-    for p in range(maxlen):
+    for p in range(int(lengths.max())):
         alive = lengths > p
-        rows = first[alive] + p
-        acc[alive] = acc[alive] + x[rows]
-        out[rows] = acc[alive]
+        rows = first[alive]
+        rows += p
+        a = acc[alive]
+        a += x[rows]
+        acc[alive] = a
+        out[rows] = a / (p + 1.0) if mean else a
     return out
 
 

@@ -144,7 +144,13 @@ def validate_long(
     The clean copy is sorted by (id, time), has the time column mapped to
     0..K-1, fill rules applied, and the outcome normalised (see the module
     docstring). ``problems`` lists every problem found (empty when valid).
-    The input frame is never modified.
+    The input frame is never modified, and the copy shares no memory with it.
+
+    Memory: the checks read the caller's columns in place and use boolean
+    masks (1 byte a row); each column is copied once, into the clean copy. A
+    table already sorted by (id, time) is not reordered, so the peak stays
+    close to the size of the copy; an unsorted one costs the sort order
+    (8 bytes a row) and one reordered column at a time on top of that.
     """
     col = _Collector("long")
     covariates, baseline = _as_list(covariates), _as_list(baseline)
@@ -174,189 +180,408 @@ def validate_long(
         col.add("empty_table", None, 0)
         col.raise_if_any()
 
-    data = df.copy().reset_index(drop=True)  # never touch the caller's frame
-    ids_raw = data[id]
-    times_raw = data[time]
+    n = len(df)
+    ids_in, times_in = df[id], df[time]  # the caller's columns: read, never written
 
     def examples(mask: np.ndarray) -> list:
+        """(id, time) of the first rows in ``mask``, as given (the caller's row order and values)."""
         idx = np.flatnonzero(mask)[:_N_EXAMPLES]
-        return [(ids_raw.iloc[i], times_raw.iloc[i]) for i in idx]
+        return [(ids_in.iloc[i], times_in.iloc[i]) for i in idx]
 
-    # numeric roles
+    # numeric roles, as float64 arrays in the caller's row order: the caller's own array when it
+    # is float64 already (read only), else a new one (listed in `owned`)
     numeric_roles = set(_checks("long")["non_numeric"]["roles"])
     non_numeric: dict[str, np.ndarray] = {}  # reported once, as non-numeric, not again as missing
     categories: dict[str, list] = {}
+    vals: dict[str, np.ndarray] = {}
+    owned: set[str] = set()
+    t_int: np.ndarray | None = None  # integer times stay integers (equal to their floats, see below)
     for role, cols in roles.items():
         if role not in numeric_roles:
             continue
         for c in cols:
-            s = data[c]
+            s = df[c]
             if role in ("covariates", "baseline") and _is_text_category(s):
                 # a text or categorical covariate: stored as codes 0..k-1 of its sorted levels
                 # (a pandas Categorical keeps its own order); formulas use it through C(col)
                 codes, levels = _encode_category(s)
                 categories[c] = levels
-                data[c] = codes
+                vals[c] = codes
+                owned.add(c)
                 continue
-            if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
-                conv = s.astype(float)
-            else:
-                conv = pd.to_numeric(s, errors="coerce").astype(float)
+            if role == "time" and _exact_int_dtype(s.dtype):
+                t_int = s.to_numpy()
+                continue
+            v, bad, own = _as_float(s)
             # text that is not a number, and +-inf (e.g. log of 0), are not usable numbers
-            bad = ((conv.isna() & s.notna()) | np.isinf(conv)).to_numpy()
-            if bad.any():
+            if bad is not None and bad.any():
                 col.add("non_numeric", c, int(bad.sum()), examples(bad),
-                        detail=f"e.g. {s[bad].iloc[0]!r}")
+                        detail=f"e.g. {s.iloc[int(np.flatnonzero(bad)[0])]!r}")
                 non_numeric[c] = bad
-                conv[bad] = np.nan
-            data[c] = conv
+                if not own:
+                    v, own = v.copy(), True
+                v[bad] = np.nan
+            vals[c] = v
+            if own:
+                owned.add(c)
 
-    # fill rules for time-varying covariates, then missing values
+    # fill rules for time-varying covariates (within person, in (id, time) order), then missing values
     fill_rules = _fill_rules(fill, covariates)
     if fill_rules:
-        order = np.lexsort((data[time].to_numpy(dtype=float), _sortable(data[id])))
-        tmp = data.iloc[order]
+        t_key = vals[time] if t_int is None else t_int.astype(float)
+        order = np.lexsort((t_key, _sortable(ids_in)))
+        del t_key
+        key = ids_in.iloc[order].reset_index(drop=True)
         for c, rule in fill_rules.items():
-            if rule == "locf":
-                filled = tmp.groupby(id, sort=False)[c].ffill()
-            elif rule == "nocb":
-                filled = tmp.groupby(id, sort=False)[c].bfill()
+            v = vals[c]
+            if rule == "locf" or rule == "nocb":
+                by = pd.Series(v[order]).groupby(key, sort=False)
+                filled = (by.ffill() if rule == "locf" else by.bfill()).to_numpy()
+                v = np.empty(n)
+                v[order] = filled
+                del filled
             else:
-                filled = tmp[c].fillna(float(rule))
-            data.loc[filled.index, c] = filled
+                v = v.copy()
+                v[np.isnan(v)] = float(rule)
+            vals[c] = v
+            owned.add(c)
+        del key, order
     miss_roles = set(_checks("long")["missing_values"]["roles"])
     for role, cols in roles.items():
         if role not in miss_roles:
             continue
         for c in cols:
-            bad = data[c].isna().to_numpy()
+            if role == "id":
+                if _cannot_be_missing(ids_in.dtype):
+                    continue
+                bad = ids_in.isna().to_numpy()
+            elif c == time and t_int is not None:
+                continue
+            else:
+                bad = np.isnan(vals[c])
             if c in non_numeric:
                 bad &= ~non_numeric[c]
             if bad.any():
                 hint = f" — give a fill rule, e.g. fill={{'{c}': 'locf'}}" if role == "covariates" else ""
                 col.add("missing_values", c, int(bad.sum()), examples(bad), detail=hint.strip(" —") or "")
+    del non_numeric
 
+    is_01: dict[str, bool] = {}  # columns checked to hold only 0, 1 and missing values
     for role in ("treatment", "censor", "competing"):
         for c in roles[role]:
-            v = data[c].to_numpy()
-            bad = ~np.isin(v, (0.0, 1.0)) & ~np.isnan(v)
-            if bad.any():
+            v = vals[c]
+            bad = _not_01(v)
+            is_01[c] = not bad.any()
+            if not is_01[c]:
                 extra = " (multi-valued treatments are not supported yet)" if role == "treatment" else ""
                 col.add("not_binary", c, int(bad.sum()), examples(bad),
                         detail=f"values seen: {sorted(set(v[bad].tolist()))[:5]}{extra}")
     if outcome and outcome_type in ("survival", "binary"):
-        v = data[outcome].to_numpy()
-        bad = ~np.isin(v, (0.0, 1.0)) & ~np.isnan(v)
-        if bad.any():
+        v = vals[outcome]
+        bad = _not_01(v)
+        is_01[outcome] = not bad.any()
+        if not is_01[outcome]:
             col.add("outcome_not_binary", outcome, int(bad.sum()), examples(bad),
                     detail=f"values seen: {sorted(set(v[bad].tolist()))[:5]}")
+    bad = v = None
 
     # from here on we need usable ids and times
-    if data[id].isna().any() or data[time].isna().any():
+    if ((not _cannot_be_missing(ids_in.dtype) and ids_in.isna().any())
+            or (t_int is None and np.isnan(vals[time]).any())):
         col.raise_if_any()
-    order = np.lexsort((data[time].to_numpy(dtype=float), _sortable(data[id])))
-    data = data.iloc[order].reset_index(drop=True)
-    ids_raw, times_raw = data[id], data[time]
-    tvals = np.unique(data[time].to_numpy(dtype=float))
+
+    # sort by (id, time) — unless the rows are in that order already (then the sort is the identity:
+    # it is stable); integer times compare as their floats do
+    t_raw = vals.pop(time) if t_int is None else t_int
+    key = _sortable(ids_in)
+    order = None if _is_sorted(key, t_raw) else np.lexsort((t_raw if t_int is None else t_raw.astype(float), key))
+    del key
+    index = pd.RangeIndex(n)
+    ids_s = _private_column(ids_in, order, index)
+    t_s = t_raw if order is None else t_raw[order]  # read only: the caller's array when not reordered
+    del t_raw
+    final: dict[str, np.ndarray | pd.Series] = {id: ids_s}
+    for c in list(vals):
+        v = vals.pop(c)
+        final[c] = (v if c in owned else v.copy()) if order is None else v[order]
+        del v
+
+    def examples_s(mask: np.ndarray) -> list:
+        """(id, time) of the first rows in ``mask`` of the sorted table (times as numbers)."""
+        idx = np.flatnonzero(mask)[:_N_EXAMPLES]
+        return [(ids_s.iloc[i], np.float64(t_s[i])) for i in idx]
+
+    # the time grid: distinct times, regular steps, interval index of each row
+    int_times = t_int is not None and max(abs(int(t_s.min())), abs(int(t_s.max()))) < 2**53
+    if int_times:  # below 2**53 an integer is its float exactly: the same grid as from the floats
+        tmin = t_s.min()
+        off = np.subtract(t_s, tmin, dtype=np.int64)  # becomes the interval index
+        span = int(off.max())
+        if span < 4 * n + 1024:
+            seen = np.zeros(span + 1, dtype=bool)
+            seen[off] = True
+            u_off = np.flatnonzero(seen)
+            del seen
+        else:
+            u_off = np.unique(off)
+        tvals = (u_off + tmin).astype(float)
+    else:
+        tf = t_s.astype(float) if t_int is not None else t_s
+        tvals = np.unique(tf)
     if len(tvals) > 1:
         steps = np.diff(tvals)
         if not np.allclose(steps, steps[0], rtol=1e-9, atol=1e-12):
             # show the irregular values
             bad_vals = tvals[1:][~np.isclose(steps, steps[0])]
-            bad = np.isin(data[time].to_numpy(dtype=float), bad_vals)
-            col.add("irregular_time_grid", time, int(bad.sum()), examples(bad),
+            bad = np.isin(t_s.astype(float) if t_int is not None else t_s, bad_vals)
+            col.add("irregular_time_grid", time, int(bad.sum()), examples_s(bad),
                     detail=f"distinct times {tvals[:8].tolist()}{'...' if len(tvals) > 8 else ''}")
             col.raise_if_any()
-        tidx = np.rint((data[time].to_numpy(dtype=float) - tvals[0]) / steps[0]).astype(np.int64)
+        if int_times:
+            # the index of each distinct time, by the formula below; rows then look theirs up
+            lut = np.rint((tvals - tvals[0]) / steps[0]).astype(np.int64)
+            tidx = _lookup_offsets(off, u_off, lut)
+        else:
+            tmp = np.subtract(tf, tvals[0])
+            np.divide(tmp, steps[0], out=tmp)
+            np.rint(tmp, out=tmp)
+            tidx = tmp.astype(np.int64)
+            del tmp
     else:
-        tidx = np.zeros(len(data), dtype=np.int64)
-    ids = data[id].to_numpy()
-    first = np.ones(len(data), dtype=bool)
+        tidx = off if int_times else np.zeros(n, dtype=np.int64)
+    if int_times:
+        del off
+    else:
+        del tf
+
+    ids = ids_s.to_numpy()
+    first = np.ones(n, dtype=bool)
     first[1:] = ids[1:] != ids[:-1]
-    dup = np.zeros(len(data), dtype=bool)
+    del ids
+    dup = np.zeros(n, dtype=bool)
     dup[1:] = (~first[1:]) & (tidx[1:] == tidx[:-1])
     if dup.any():
-        col.add("duplicate_id_time", f"{id}, {time}", int(dup.sum()), examples(dup))
+        col.add("duplicate_id_time", f"{id}, {time}", int(dup.sum()), examples_s(dup))
+    del dup
     late = first & (tidx > 0)
     if late.any():
-        col.add("late_entry", time, int(late.sum()), examples(late),
+        col.add("late_entry", time, int(late.sum()), examples_s(late),
                 detail=f"every person must start at the first interval ({_num(tvals[0])})")
-    gap = np.zeros(len(data), dtype=bool)
-    gap[1:] = (~first[1:]) & (tidx[1:] - tidx[:-1] > 1)
+    del late
+    gap = _steps_over_one(tidx)
+    gap &= ~first
     if gap.any():
-        col.add("time_gap", time, int(gap.sum()), examples(gap), detail="rows shown are the first after each gap")
+        col.add("time_gap", time, int(gap.sum()), examples_s(gap), detail="rows shown are the first after each gap")
+    del gap
 
-    group = np.cumsum(first) - 1
-    last = np.zeros(len(data), dtype=bool)
+    last = np.zeros(n, dtype=bool)
     last[:-1] = first[1:]
     last[-1] = True
+    group_memo: list[np.ndarray] = []
 
-    def after(flag: np.ndarray) -> np.ndarray:
-        """Rows that come after a row with flag == 1 within the same person."""
+    def group() -> np.ndarray:
+        """Person number 0, 1, ... of each row (made when a check needs it)."""
+        if not group_memo:
+            g = _running_count(first)
+            g -= 1
+            group_memo.append(g)
+        return group_memo[0]
+
+    def after(flag: np.ndarray, binary: bool) -> np.ndarray | None:
+        """Rows that come after a row with flag == 1 within the same person (None: no such row)."""
+        if binary:  # 0/1 flags: there are such rows iff a flag is on a row other than a person's last
+            hit = flag == 1.0
+            hit &= ~last
+            if not hit.any():
+                return None
+            del hit
         f = np.nan_to_num(flag).astype(float)
-        csum = np.zeros(len(f))
         # cumulative count of flags strictly before each row, within person
         cs = np.cumsum(f)
-        start_cs = cs[np.flatnonzero(first)][group] - f[np.flatnonzero(first)][group]
+        g, fi = group(), np.flatnonzero(first)
+        start_cs = cs[fi][g] - f[fi][g]
         csum = cs - f - start_cs
         return csum > 0
 
     if outcome and outcome_type == "survival":
-        bad = after(data[outcome].to_numpy())
-        if bad.any():
-            col.add("rows_after_event", outcome, int(bad.sum()), examples(bad))
+        bad = after(final[outcome], is_01[outcome])
+        if bad is not None and bad.any():
+            col.add("rows_after_event", outcome, int(bad.sum()), examples_s(bad))
     if censor:
-        bad = after(data[censor].to_numpy())
-        if bad.any():
-            col.add("rows_after_censoring", censor, int(bad.sum()), examples(bad))
+        bad = after(final[censor], is_01[censor])
+        if bad is not None and bad.any():
+            col.add("rows_after_censoring", censor, int(bad.sum()), examples_s(bad))
     if competing:
-        bad = after(data[competing].to_numpy())
-        if bad.any():
-            col.add("rows_after_competing", competing, int(bad.sum()), examples(bad))
+        bad = after(final[competing], is_01[competing])
+        if bad is not None and bad.any():
+            col.add("rows_after_competing", competing, int(bad.sum()), examples_s(bad))
+    bad = None
 
-    cens = data[censor].to_numpy() == 1 if censor else np.zeros(len(data), dtype=bool)
-    comp = data[competing].to_numpy() == 1 if competing else np.zeros(len(data), dtype=bool)
+    cens = final[censor] == 1 if censor else np.zeros(n, dtype=bool)
+    comp = final[competing] == 1 if competing else np.zeros(n, dtype=bool)
     if outcome:
-        y = data[outcome].to_numpy(dtype=float)
+        y = final[outcome]
         if outcome_type == "survival":
             both = comp & (y == 1)
             if both.any():
-                col.add("rows_after_competing", outcome, int(both.sum()), examples(both),
+                col.add("rows_after_competing", outcome, int(both.sum()), examples_s(both),
                         detail="outcome and competing event on the same row")
-            bad = np.isnan(y) & ~cens & ~comp
+            del both
+            bad = np.isnan(y)
+            bad &= ~cens
+            bad &= ~comp
             if bad.any():
-                col.add("missing_outcome", outcome, int(bad.sum()), examples(bad))
+                col.add("missing_outcome", outcome, int(bad.sum()), examples_s(bad))
+            bad = None
         else:
+            group_ = group()
             ser = pd.Series(y)
-            nun = ser.groupby(group).nunique()
+            nun = ser.groupby(group_).nunique()
             varying = nun.index[nun.to_numpy() > 1]
             if len(varying):
-                bad = np.isin(group, varying)
-                col.add("outcome_varies", outcome, int(bad.sum()), examples(bad & first),
+                bad = np.isin(group_, varying)
+                col.add("outcome_varies", outcome, int(bad.sum()), examples_s(bad & first),
                         detail=f"{len(varying)} person(s)")
-            person_y = ser.groupby(group).transform("last")  # last non-missing value
-            person_cens = pd.Series(cens).groupby(group).transform("max").to_numpy()
+            person_y = ser.groupby(group_).transform("last")  # last non-missing value
+            person_cens = pd.Series(cens).groupby(group_).transform("max").to_numpy()
             bad = last & person_y.isna().to_numpy() & ~person_cens & ~comp
             if bad.any():
-                col.add("missing_outcome", outcome, int(bad.sum()), examples(bad),
+                col.add("missing_outcome", outcome, int(bad.sum()), examples_s(bad),
                         detail="end-of-follow-up outcome missing for persons who were not censored")
             if not len(varying):
-                data[outcome] = person_y.to_numpy()
+                final[outcome] = person_y.to_numpy()
+            del ser, person_y, person_cens
+            bad = None
+        del y
     for c in baseline:
-        nun = data.groupby(group)[c].nunique()
+        x = final[c]
+        if _constant_within(x, first):
+            continue
+        group_ = group()
+        nun = pd.Series(x).groupby(group_).nunique()
         varying = nun.index[nun.to_numpy() > 1]
         if len(varying):
-            bad = np.isin(group, varying) & first
-            col.add("baseline_varies", c, int(np.isin(group, varying).sum()), examples(bad),
+            bad = np.isin(group_, varying) & first
+            col.add("baseline_varies", c, int(np.isin(group_, varying).sum()), examples_s(bad),
                     detail=f"{len(varying)} person(s)")
     if outcome and outcome_type == "survival" and competing:
-        y = data[outcome].to_numpy(dtype=float)
-        data[outcome] = np.where(comp, np.nan, y)
-    data[time] = tidx
+        final[outcome][comp] = np.nan  # our copy
+    del cens, comp
+    group_memo.clear()
+    final[time] = tidx
     if np.all(np.mod(tvals, 1) == 0):
         tvals = tvals.astype(np.int64)
+
+    # the clean copy: our arrays, in the caller's column order; other columns copied as they are
+    parts = [final[c] if c in final else _private_column(df.iloc[:, j], order, index)
+             for j, c in enumerate(df.columns)]
+    data = _assemble(parts, df.columns, index, like=df)
     data.attrs["gtools_categories"] = categories  # levels of text covariates stored as codes
     return data, tvals, col.problems
+
+
+def _exact_int_dtype(dtype: Any) -> bool:
+    """A numpy integer dtype whose values fit in int64."""
+    return isinstance(dtype, np.dtype) and (dtype.kind == "i" or (dtype.kind == "u" and dtype.itemsize < 8))
+
+
+def _cannot_be_missing(dtype: Any) -> bool:
+    """A numpy bool or integer dtype: no value can be missing."""
+    return isinstance(dtype, np.dtype) and dtype.kind in "biu"
+
+
+def _as_float(s: pd.Series) -> tuple[np.ndarray, np.ndarray | None, bool]:
+    """(float64 values, mask of values that are not usable numbers or None, whether the array is new).
+
+    A float64 column is returned as the caller's own array (not new: read only).
+    """
+    dt = s.dtype
+    if isinstance(dt, np.dtype) and dt.kind in "biuf":
+        raw = s.to_numpy()
+        if dt.kind != "f":
+            return raw.astype(np.float64), None, True  # no missing or infinite values possible
+        v = raw if dt == np.float64 else raw.astype(np.float64)
+        return v, np.isinf(v), v is not raw
+    if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
+        conv = s.astype(float)
+    else:
+        conv = pd.to_numeric(s, errors="coerce").astype(float)
+    v = conv.to_numpy(dtype=float)
+    bad = (np.isnan(v) & s.notna().to_numpy()) | np.isinf(v)
+    return v, bad, False
+
+
+def _not_01(v: np.ndarray) -> np.ndarray:
+    """Mask of values other than 0, 1 and missing."""
+    bad = v != 0.0
+    bad &= v != 1.0
+    bad &= v == v  # not NaN
+    return bad
+
+
+def _is_sorted(key: np.ndarray, t: np.ndarray) -> bool:
+    """Whether rows are in (key, t) order already (ties in both allowed)."""
+    if len(key) < 2:
+        return True
+    if (key[1:] < key[:-1]).any():
+        return False
+    tie = key[1:] == key[:-1]
+    tie &= t[1:] < t[:-1]
+    return not tie.any()
+
+
+def _lookup_offsets(off: np.ndarray, u_off: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """``lut[k]`` for each row whose offset is ``u_off[k]`` (``off`` may be overwritten and returned)."""
+    if np.array_equal(lut, u_off):  # the offset is the index (times 0, 1, 2, ...)
+        return off
+    step = int(u_off[1])
+    if np.array_equal(lut * step, u_off):  # times t0, t0 + s, t0 + 2s, ...
+        np.floor_divide(off, step, out=off)
+        return off
+    return lut[np.searchsorted(u_off, off)]
+
+
+_BLOCK = 1 << 16  # rows per block of elementwise work that would otherwise need an n-row integer temporary
+
+
+def _steps_over_one(tidx: np.ndarray) -> np.ndarray:
+    """Mask of rows whose index is more than 1 above the previous row's (False on row 0)."""
+    n = len(tidx)
+    out = np.zeros(n, dtype=bool)
+    for lo in range(1, n, _BLOCK):
+        hi = min(lo + _BLOCK, n)
+        np.greater(tidx[lo:hi] - tidx[lo - 1:hi - 1], 1, out=out[lo:hi])
+    return out
+
+
+def _running_count(mask: np.ndarray) -> np.ndarray:
+    """``np.cumsum(mask)`` as int64, without the int64 copy of the mask that cumsum makes to cast it."""
+    out = mask.astype(np.int64)
+    np.cumsum(out, out=out)
+    return out
+
+
+def _constant_within(x: np.ndarray, first: np.ndarray) -> bool:
+    """Whether ``x`` (no missing values) is constant within each person; False when it has missing values."""
+    if np.isnan(x).any():
+        return False
+    change = x[1:] != x[:-1]
+    change &= ~first[1:]
+    return not change.any()
+
+
+def _private_column(s: pd.Series, order: np.ndarray | None, index: pd.Index) -> pd.Series:
+    """A copy of a column (rows in ``order``, when given) on ``index``; its dtype is kept."""
+    out = s.copy() if order is None else s.take(order)
+    out.index = index
+    return out
+
+
+def _assemble(parts: Sequence, columns: pd.Index, index: pd.Index, like: pd.DataFrame) -> pd.DataFrame:
+    """A frame of ``parts`` (arrays, or Series on ``index``) as they are, not copied; attrs and flags of ``like``."""
+    out = pd.DataFrame(dict(enumerate(parts)), index=index, copy=False)
+    out.columns = columns
+    return out.__finalize__(like)
 
 
 def _is_text_category(s: pd.Series) -> bool:
@@ -402,6 +627,28 @@ def _fill_rules(fill, covariates: list[str]) -> dict[str, Any]:
         if isinstance(r, str) and r not in ("locf", "nocb"):
             raise ValueError(f"fill rule for {c!r} must be 'locf', 'nocb' or a number, got {r!r}")
     return rules
+
+
+def _with_columns(base: pd.DataFrame, new: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """``base`` with the ``new`` columns set (as ``base[name] = values`` would set them), copying nothing.
+
+    The result shares base's column arrays: a PersonTime is immutable in use (nothing in gtools writes
+    into ``pt.data`` in place), so tables derived from one another may share their unchanged columns.
+    """
+    if not base.columns.is_unique:  # positions of repeated names: leave them to pandas
+        out = base.copy()
+        for name, values in new.items():
+            out[name] = values
+        return out
+    columns = base.columns
+    parts: list = [base.iloc[:, j] for j in range(base.shape[1])]  # Series on base.index: not copied
+    for name, values in new.items():
+        if name in columns:
+            parts[columns.get_loc(name)] = values
+        else:
+            columns = columns.insert(len(columns), name)
+            parts.append(values)
+    return _assemble(parts, columns, base.index, like=base)
 
 
 # -- description ---------------------------------------------------------------------
@@ -773,7 +1020,8 @@ class PersonTime:
             ids = self.data[self.id].to_numpy()
             first = np.ones(len(ids), dtype=bool)
             first[1:] = ids[1:] != ids[:-1]
-            codes = np.cumsum(first) - 1
+            codes = _running_count(first)
+            codes -= 1
             self._cache[key] = (codes, ids[first])
         return self._cache[key]
 
@@ -808,8 +1056,8 @@ class PersonTime:
         """
         feats = order_features(list(self.history) + list(features))
         known = {f.name for f in self.history}
-        data = self.data.copy()
         roles_cols = {c for c in self._declared_columns()}
+        data, added = self.data, {}
         for f in feats:
             if f.name in known:
                 continue
@@ -819,9 +1067,14 @@ class PersonTime:
                                          f"{list(data.columns)}", 0)])
             if f.name in roles_cols:
                 raise ValueError(f"history feature name {f.name!r} clashes with a declared column")
-            data[f.name] = f.compute(data, self.id, self.time).to_numpy()
+            added[f.name] = f.compute(data, self.id, self.time).to_numpy()
+            data = _with_columns(self.data, added)
             known.add(f.name)
-        return self._replace(data=data, history=feats, _cache={})
+        if not added:
+            data = _with_columns(self.data, added)
+        # the person codes depend on the id column and the row order only, both unchanged
+        cache = {k: v for k, v in self._cache.items() if k == ("_person_codes",)}
+        return self._replace(data=data, history=feats, _cache=cache)
 
     def _declared_columns(self) -> list[str]:
         cols = [self.id, self.time] + _as_list(self.treatment) + self.covariates + self.baseline

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from gtools.errors import DataError, FitWarning, Problem
-from gtools.formula import INDICATOR, Recipe, build_recipe
+from gtools.formula import INDICATOR, POWER, SPLINE, Recipe, _ns_column, build_recipe
 from gtools.formula import parse_formula as _parse_uncached
 
 _parse_cache: dict[str, Any] = {}
@@ -85,9 +85,39 @@ class Design:
         self._colmap = colmap
         rec = recipe
         # the recipe as the kernels read it: factor variable (position in ``columns``), kind, packed
-        # parameters, column pointers
-        self.encoding = (var, np.asarray(rec.fac_kind, dtype=np.int64), rec.packed_param(),
-                         np.asarray(rec.term_ptr, dtype=np.int64))
+        # parameters, column pointers. Factors that cost more than a read (spline basis functions,
+        # powers other than 1) are evaluated once, as Recipe.matrix does, and read as extra float
+        # columns; plain variables, indicators and their products are read from the table in place.
+        var = np.array(var, dtype=np.int64)
+        kind = np.array(rec.fac_kind, dtype=np.int64)
+        param = rec.packed_param()
+        fcols, icols = columns
+        n_float = len(fcols)
+        extra: list[np.ndarray] = []
+        at: dict[tuple, int] = {}
+        reads_int = var >= n_float  # factors reading an int64 column: shifted behind the extra columns
+        if len(fcols) == 1 and fcols[0] is _NO_COLUMNS:  # only the placeholder: extra columns replace it
+            n_float = 0
+        for f in range(len(kind)):
+            if kind[f] == SPLINE or (kind[f] == POWER and param[f] != 1.0):
+                key = (int(rec.fac_var[f]), int(kind[f]), float(rec.fac_param[f]))
+                if key not in at:
+                    x = np.asarray(colmap[rec.variables[key[0]]], dtype=float)
+                    if kind[f] == SPLINE:
+                        o = int(rec.fac_param[f])
+                        k = int(rec.knots[o + 1])
+                        col = _ns_column(x, rec.knots[o + 2:o + 2 + k], int(rec.knots[o]))
+                    else:
+                        col = x ** param[f]
+                    at[key] = n_float + len(extra)
+                    extra.append(_readonly(col))
+                var[f], kind[f], param[f] = at[key], POWER, 1.0
+                reads_int[f] = False
+        if extra:
+            var[reads_int] += n_float + len(extra) - len(fcols)
+            columns = (tuple(fcols[:n_float]) + tuple(extra), icols)
+        self.columns = columns
+        self.encoding = (var, kind, param, np.asarray(rec.term_ptr, dtype=np.int64))
 
     @property
     def bad_x(self) -> np.ndarray:

@@ -464,23 +464,29 @@ class Recipe:
     def matrix(self, cols: Mapping[str, np.ndarray]) -> np.ndarray:
         """Design matrix from columns (arrays of equal length)."""
         n = len(np.asarray(cols[self.variables[0]])) if self.variables else len(next(iter(cols.values())))
-        V = [np.asarray(cols[v], dtype=float) for v in self.variables]
+        V = {v: np.asarray(cols[v], dtype=float) for v in self.variables}
         X = np.empty((n, self.n_columns))
         for j in range(self.n_columns):
-            col = np.ones(n)
-            for f in range(self.term_ptr[j], self.term_ptr[j + 1]):
-                x = V[self.fac_var[f]]
-                if self.fac_kind[f] == POWER:
-                    p = self.fac_param[f]
-                    col = col * (x if p == 1 else x ** p)
-                elif self.fac_kind[f] == SPLINE:
-                    o = int(self.fac_param[f])
-                    K = int(self.knots[o + 1])
-                    col = col * _ns_column(x, self.knots[o + 2:o + 2 + K], int(self.knots[o]))
-                else:
-                    col = col * (x == self.fac_param[f])
-            X[:, j] = col
+            X[:, j] = self.column(V, j, n)
         return X
+
+    def column(self, cols: Mapping[str, np.ndarray], j: int, n: int | None = None) -> np.ndarray:
+        """Design column ``j`` from columns (one vector: for diagnostics that go column by column)."""
+        if n is None:
+            n = len(np.asarray(cols[self.variables[0]])) if self.variables else len(next(iter(cols.values())))
+        col = np.ones(n)
+        for f in range(self.term_ptr[j], self.term_ptr[j + 1]):
+            x = np.asarray(cols[self.variables[self.fac_var[f]]], dtype=float)
+            if self.fac_kind[f] == POWER:
+                p = self.fac_param[f]
+                col = col * (x if p == 1 else x ** p)
+            elif self.fac_kind[f] == SPLINE:
+                o = int(self.fac_param[f])
+                K = int(self.knots[o + 1])
+                col = col * _ns_column(x, self.knots[o + 2:o + 2 + K], int(self.knots[o]))
+            else:
+                col = col * (x == self.fac_param[f])
+        return col
 
     def remap(self, positions: Mapping[str, int]) -> np.ndarray:
         """Factor variable indices remapped to positions in another column layout."""

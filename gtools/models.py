@@ -119,6 +119,14 @@ class Design:
         self.columns = columns
         self.encoding = (var, kind, param, np.asarray(rec.term_ptr, dtype=np.int64))
 
+    def column(self, j: int) -> np.ndarray:
+        """Design column ``j`` (from the matrix when it is materialised, else built alone)."""
+        if self._X is not None:
+            return self._X[:, j]
+        if not self.recipe.variables:
+            return np.ones(self.n_rows)
+        return self.recipe.column(self._colmap, j, self.n_rows)
+
     @property
     def bad_x(self) -> np.ndarray:
         """Rows where some design column is missing."""

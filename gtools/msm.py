@@ -557,13 +557,13 @@ class CloneCensorWeight:
         a = pt.data[A].to_numpy(dtype=float)
         risk_rows = at_risk_mask(pt, self.at_risk, self.absorbing_treatment or den.absorbing)
         fden = den.fit(pt, rows=risk_rows, warn=warn)
-        p1 = fden.predict_design(den.design(pt).X)
+        p1 = fden.predict_table(pt)
         censored = _censored(pt)
         cf = np.ones(pt.n_rows)
         fcd = None
         if cden is not None:
             fcd = cden.fit(pt, warn=warn)
-            q = 1 - fcd.predict_design(cden.design(pt).X)
+            q = 1 - fcd.predict_table(pt)
             with np.errstate(divide="ignore"):
                 cf = np.where(censored, 1.0, 1 / q)
         y = pt.data[pt.outcome].to_numpy(dtype=float)

@@ -621,7 +621,7 @@ class WeightsResult:
         """
         pt = self._pt
         fden = self.models["treatment"]
-        X = fden.spec.design(pt).X
+        design = fden.spec.design(pt)  # read column by column: the design matrix is not built
         names = fden.names
         a = pt.data[pt.treatment].to_numpy(dtype=float)
         fw = pt.row_weights()
@@ -639,15 +639,17 @@ class WeightsResult:
         rows = self.at_risk & (fw > 0)
         groups = [("all", rows)] if not by_time else [
             (_py(pt.time_values[t]), rows & (times == t)) for t in np.unique(times[rows])]
-        recs = []
-        for label, m in groups:
+        splits = []
+        for gi, (label, m) in enumerate(groups):
             t1, t0 = m & (a == 1), m & (a == 0)
-            if fw[t1].sum() == 0 or fw[t0].sum() == 0:
+            if fw[t1].sum() > 0 and fw[t0].sum() > 0:
+                splits.append((gi, label, m, t1, t0))
+        found = []
+        for j, nm in enumerate(names):  # one design column at a time, every time within it
+            if nm == "Intercept" or not splits:
                 continue
-            for j, nm in enumerate(names):
-                if nm == "Intercept":
-                    continue
-                x = X[:, j]
+            x = design.column(j)
+            for gi, label, m, t1, t0 in splits:
                 if np.ptp(x[m]) == 0:
                     continue
                 m1u, v1u = _wmv(x[t1], fw[t1])
@@ -657,9 +659,11 @@ class WeightsResult:
                 m0w, _ = _wmv(x[t0], fw[t0] * w[t0])
                 if sd == 0:
                     continue
-                recs.append({"time": label, "covariate": nm, "smd_unweighted": (m1u - m0u) / sd,
-                             "smd_weighted": (m1w - m0w) / sd, "mean_treated": m1u, "mean_untreated": m0u,
-                             "n_treated": float(fw[t1].sum()), "n_untreated": float(fw[t0].sum())})
+                found.append(((gi, j), {"time": label, "covariate": nm, "smd_unweighted": (m1u - m0u) / sd,
+                                        "smd_weighted": (m1w - m0w) / sd, "mean_treated": m1u,
+                                        "mean_untreated": m0u, "n_treated": float(fw[t1].sum()),
+                                        "n_untreated": float(fw[t0].sum())}))
+        recs = [r for _, r in sorted(found, key=lambda kr: kr[0])]  # by time, then design column
         tab = pd.DataFrame(recs)
         if len(tab):
             tab = tab.set_index(["time", "covariate"])

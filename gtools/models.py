@@ -323,6 +323,8 @@ class Model:
             if pt.weights is None and weights is None and fitted.converged:
                 pt._cache[start_key] = fitted.params
             return fitted
+        if fam in ("gaussian", "truncated_normal", "bounded_normal") and self.learner is None:
+            return _fit_columns_linear(self, fam, d, use, wrow, warn=warn)
         w = pt.row_weights() if wrow is None else wrow
         return _fit_arrays(self, fam, d.recipe, d.X[use], d.y[use], w[use], warn=warn)
 
@@ -533,6 +535,58 @@ def _fit_columns(model: Model, fam: str, d: Design, use: np.ndarray, wrow: np.nd
     n_obs = float(np.count_nonzero(use)) if wrow is None else float(wrow[use].sum())
     return FittedModel(spec=model, family=fam, recipe=recipe, params=params, converged=converged,
                        n_obs=n_obs, _design=d, _packed_rows=np.packbits(use), _wrow=wrow)
+
+
+def _fit_columns_linear(model: Model, fam: str, d: Design, use: np.ndarray, wrow: np.ndarray | None,
+                        warn=True) -> FittedModel:
+    """Weighted least squares on the design's columns (gaussian, truncated and bounded normal).
+
+    One pass accumulates X'WX and X'Wy, a second the residual sum of squares;
+    the residual SD divides by (sum of weights - rank).
+    """
+    from gtools import _colglm as K
+
+    recipe, y = d.recipe, d.y
+    var, kind, param, ptr = d.encoding
+    use_w = wrow is not None
+    wa = wrow if use_w else _NO_COLUMNS
+    p = len(recipe.names)
+    bounds = None
+    if fam in ("truncated_normal", "bounded_normal"):
+        bounds = tuple(model.bounds) if model.bounds is not None else (
+            float(np.min(y, where=use, initial=np.inf)), float(np.max(y, where=use, initial=-np.inf)))
+    _, A, b = K.accumulate(d.columns, var, kind, param, ptr, y, wa, use_w, use, np.zeros(p), True, K.GAUSSIAN)
+    used = use if not use_w else use & (wrow != 0)
+    n_used = int(np.count_nonzero(used))
+    rank, singular = _rank_of_cross_product(A)
+    if warn and (singular or n_used < p):
+        _warn_singular(d, used, recipe.names, model.label)
+    params = _solve_sym(A, b)
+    rss, _, _ = K.accumulate(d.columns, var, kind, param, ptr, y, wa, use_w, use, params, False, K.GAUSSIAN)
+    n_obs = float(n_used) if not use_w else float(wrow[used].sum())
+    dof = max(n_obs - rank, 1.0)  # rank, not columns: an empty C(time) level costs no df
+    return FittedModel(spec=model, family=fam, recipe=recipe, params=params, scale=float(np.sqrt(rss / dof)),
+                       bounds=bounds, n_obs=n_obs, _design=d, _packed_rows=np.packbits(use), _wrow=wrow)
+
+
+def _rank_of_cross_product(G: np.ndarray) -> tuple[int, bool]:
+    """(numerical rank, singular?) of a cross-product matrix X'WX, column-scaled as :func:`_rank` and
+    :func:`_check_rank` do (an all-zero column, e.g. an empty ``C(time)`` level, makes it singular)."""
+    dg = np.sqrt(np.maximum(np.diag(G), 0.0))
+    keep = dg > 0
+    if not keep.any():
+        return 0, True
+    Gs = G[np.ix_(keep, keep)] / np.outer(dg[keep], dg[keep])
+    singular = bool(np.linalg.eigvalsh(Gs)[0] <= 1e-11) or not keep.all()
+    return int(np.linalg.matrix_rank(Gs, hermitian=True)), singular
+
+
+def _warn_singular(d: Design, used: np.ndarray, names, label) -> None:
+    X = d.X
+    const = [names[j] for j in range(len(names)) if names[j] != "Intercept" and np.ptp(X[used, j]) == 0]
+    hint = f"; constant column(s): {const}" if const else ""
+    warnings.warn(f"{label}: singular design (collinear columns{hint}); coefficients are not identified",
+                  FitWarning, stacklevel=4)
 
 
 def _fit_arrays(model: Model, fam: str, recipe: Recipe, X, y, w, warn=True) -> FittedModel:

@@ -115,3 +115,21 @@ def test_weights_and_msm_peak_memory_is_at_most_twice_the_data(n_persons):
         tracemalloc.stop()
     assert np.all(np.isfinite(res.bse))
     assert peak / data <= 2.0, f"peak {peak / 2**20:.1f} MB is {peak / data:.2f}x the data ({data / 2**20:.1f} MB)"
+
+
+def test_gaussian_fit_from_columns_equals_weighted_least_squares_with_residual_sd():
+    pt = _pt(_panel(700))
+    counts = np.random.default_rng(5).poisson(1.0, pt.n_persons).astype(float)
+    rep = pt.with_person_counts(counts)
+    fitted = gt.Model("L ~ lag1_A + W + ns(time, df=3) + I(W**2)", family="gaussian").fit(rep)
+    d = fitted.spec.design(rep)
+    keep = rep.weights > 0
+    ref = sm.WLS(d.y[keep], d.X[keep], weights=rep.weights[keep]).fit()
+    np.testing.assert_allclose(fitted.params, ref.params, rtol=1e-9, atol=1e-12)
+    # residual SD on the frequency-weighted rows: sum w r^2 / (sum w - rank)
+    r = d.y[keep] - d.X[keep] @ ref.params
+    sd = np.sqrt(np.sum(rep.weights[keep] * r ** 2) / (rep.weights[keep].sum() - d.X.shape[1]))
+    assert fitted.scale == pytest.approx(sd, rel=1e-9)
+    tn = gt.Model("L ~ lag1_A + W", family="truncated_normal").fit(pt)
+    L = pt.data["L"].to_numpy()
+    assert tn.bounds == (L.min(), L.max())

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from gtools._weights_numba import ip_factor
 from gtools.gformula.engine import _ns_value
 
 BINOMIAL, POISSON, GAUSSIAN = 0, 1, 2
@@ -92,6 +93,35 @@ def _next_strip(w, use_w, mask, i, n, idx):
 
 
 @numba.njit(cache=True, nogil=True)
+def _symmetrize(A):
+    """Copy the lower triangle onto the upper one."""
+    for j in range(A.shape[0]):
+        for k in range(j + 1, A.shape[0]):
+            A[j, k] = A[k, j]
+
+
+@numba.njit(cache=True, nogil=True)
+def _contiguous(i0, n, idx):
+    """Rows ``i0 .. i0 + m - 1`` as a strip; returns m."""
+    m = min(idx.shape[0], n - i0)
+    for r in range(m):
+        idx[r] = i0 + r
+    return m
+
+
+@numba.njit(cache=True, nogil=True)
+def _etas(cols, var, kind, param, ptr, beta, idx, m, B, eta):
+    """Fill the strip's design rows into ``B`` and their linear predictors into ``eta``."""
+    _fill(cols, var, kind, param, ptr, idx, m, B)
+    p = ptr.shape[0] - 1
+    for r in range(m):
+        e = 0.0
+        for j in range(p):
+            e += B[r, j] * beta[j]
+        eta[r] = e
+
+
+@numba.njit(cache=True, nogil=True)
 def _mean_var(eta, family):
     if family == BINOMIAL:
         if eta > 0:
@@ -130,16 +160,18 @@ def accumulate(cols, var, kind, param, ptr, y, w, use_w, mask, beta, init, famil
     dev = 0.0
     idx = np.empty(CHUNK, dtype=np.int64)
     B = np.empty((CHUNK, p))
+    etas = np.empty(CHUNK)
     i = 0
     while i < n:
         m, i = _next_strip(w, use_w, mask, i, n, idx)
         if m == 0:
             break
-        _fill(cols, var, kind, param, ptr, idx, m, B)
+        _etas(cols, var, kind, param, ptr, beta, idx, m, B, etas)
         for r in range(m):
             row = idx[r]
             wi = w[row] if use_w else 1.0
             yi = y[row]
+            eta = etas[r]
             if init:
                 if family == BINOMIAL:
                     mu0 = (wi * yi + 0.5) / (wi + 1.0)
@@ -148,10 +180,6 @@ def accumulate(cols, var, kind, param, ptr, y, w, use_w, mask, beta, init, famil
                     eta = np.log(yi + 0.1)
                 else:
                     eta = yi
-            else:
-                eta = 0.0
-                for j in range(p):
-                    eta += B[r, j] * beta[j]
             mu, v = _mean_var(eta, family)
             dev += wi * _deviance(yi, eta, mu, family)
             z = eta + (yi - mu) / v
@@ -161,56 +189,46 @@ def accumulate(cols, var, kind, param, ptr, y, w, use_w, mask, beta, init, famil
                 b[j] += xj * z
                 for k in range(j + 1):
                     A[j, k] += xj * B[r, k]
-    for j in range(p):
-        for k in range(j + 1, p):
-            A[j, k] = A[k, j]
+    _symmetrize(A)
     return dev, A, b
 
 
 @numba.njit(cache=True, nogil=True)
 def predict(cols, var, kind, param, ptr, beta, family, out):
-    """``out[i]`` = the mean ``g^{-1}(x_i' beta)`` of every row (the linear predictor for ``family < 0``)."""
+    """``out[i]`` = the mean ``g^{-1}(x_i' beta)`` of every row (the linear predictor for GAUSSIAN)."""
     n = out.shape[0]
-    p = ptr.shape[0] - 1
     idx = np.empty(CHUNK, dtype=np.int64)
-    B = np.empty((CHUNK, p))
+    B = np.empty((CHUNK, ptr.shape[0] - 1))
+    eta = np.empty(CHUNK)
     for i0 in range(0, n, CHUNK):
-        m = min(CHUNK, n - i0)
+        m = _contiguous(i0, n, idx)
+        _etas(cols, var, kind, param, ptr, beta, idx, m, B, eta)
         for r in range(m):
-            idx[r] = i0 + r
-        _fill(cols, var, kind, param, ptr, idx, m, B)
-        for r in range(m):
-            eta = 0.0
-            for j in range(p):
-                eta += B[r, j] * beta[j]
             if family == BINOMIAL:
-                out[i0 + r] = 1.0 / (1.0 + np.exp(-eta))
+                out[i0 + r] = 1.0 / (1.0 + np.exp(-eta[r]))
             elif family == POISSON:
-                out[i0 + r] = np.exp(eta)
+                out[i0 + r] = np.exp(eta[r])
             else:
-                out[i0 + r] = eta
+                out[i0 + r] = eta[r]
 
 
 @numba.njit(cache=True, nogil=True)
 def max_abs_eta(cols, var, kind, param, ptr, beta, w, use_w, mask):
     """max |x_i' beta| over the rows in ``mask`` with ``w[i] != 0``."""
     n = mask.shape[0]
-    p = ptr.shape[0] - 1
     idx = np.empty(CHUNK, dtype=np.int64)
-    B = np.empty((CHUNK, p))
+    B = np.empty((CHUNK, ptr.shape[0] - 1))
+    eta = np.empty(CHUNK)
     big = 0.0
     i = 0
     while i < n:
         m, i = _next_strip(w, use_w, mask, i, n, idx)
         if m == 0:
             break
-        _fill(cols, var, kind, param, ptr, idx, m, B)
+        _etas(cols, var, kind, param, ptr, beta, idx, m, B, eta)
         for r in range(m):
-            eta = 0.0
-            for j in range(p):
-                eta += B[r, j] * beta[j]
-            if abs(eta) > big:
-                big = abs(eta)
+            if abs(eta[r]) > big:
+                big = abs(eta[r])
     return big
 
 
@@ -226,18 +244,17 @@ def sandwich(cols, var, kind, param, ptr, y, w, use_w, mask, beta, groups, n_gro
     U = np.zeros((n_groups, p))
     idx = np.empty(CHUNK, dtype=np.int64)
     B = np.empty((CHUNK, p))
+    etas = np.empty(CHUNK)
     big = 0.0
     i = 0
     while i < n:
         m, i = _next_strip(w, use_w, mask, i, n, idx)
         if m == 0:
             break
-        _fill(cols, var, kind, param, ptr, idx, m, B)
+        _etas(cols, var, kind, param, ptr, beta, idx, m, B, etas)
         for r in range(m):
             row = idx[r]
-            eta = 0.0
-            for j in range(p):
-                eta += B[r, j] * beta[j]
+            eta = etas[r]
             if abs(eta) > big:
                 big = abs(eta)
             mu, v = _mean_var(eta, family)
@@ -254,9 +271,7 @@ def sandwich(cols, var, kind, param, ptr, y, w, use_w, mask, beta, groups, n_gro
                 U[g, j] += res * xj
                 for k in range(j + 1):
                     H[j, k] += hw * xj * B[r, k]
-    for j in range(p):
-        for k in range(j + 1, p):
-            H[j, k] = H[k, j]
+    _symmetrize(H)
     return H, U, big
 
 
@@ -268,28 +283,13 @@ def ratio(cols, var, kind, param, ptr, beta, family, a, mask, out):
     A zero denominator gives inf (reported by the caller).
     """
     n = out.shape[0]
-    p = ptr.shape[0] - 1
     idx = np.empty(CHUNK, dtype=np.int64)
-    B = np.empty((CHUNK, p))
+    B = np.empty((CHUNK, ptr.shape[0] - 1))
+    eta = np.empty(CHUNK)
     for i0 in range(0, n, CHUNK):
-        m = min(CHUNK, n - i0)
-        for r in range(m):
-            idx[r] = i0 + r
-        _fill(cols, var, kind, param, ptr, idx, m, B)
+        m = _contiguous(i0, n, idx)
+        _etas(cols, var, kind, param, ptr, beta, idx, m, B, eta)
         for r in range(m):
             i = i0 + r
-            if not mask[i]:
-                out[i] = 1.0
-                continue
-            eta = 0.0
-            for j in range(p):
-                eta += B[r, j] * beta[j]
-            if family == BINOMIAL:
-                pn = 1.0 / (1.0 + np.exp(-eta))
-            else:
-                pn = eta
-            pd_ = out[i]
-            if a[i] == 1.0:
-                out[i] = pn / pd_ if pd_ != 0.0 else np.inf
-            else:
-                out[i] = (1.0 - pn) / (1.0 - pd_) if pd_ != 1.0 else np.inf
+            pn = 1.0 / (1.0 + np.exp(-eta[r])) if family == BINOMIAL else eta[r]
+            out[i] = ip_factor(a[i], pn, out[i], True) if mask[i] else 1.0

@@ -11,22 +11,21 @@ import numpy as np
 
 
 @numba.njit(cache=True, nogil=True)
-def treatment_factor(a, p_den, p_num, risk, stabilized, out):
-    """``out = f_num(A) / f_den(A)`` on rows at risk (1 elsewhere); ``f(a) = p^a (1-p)^(1-a)``.
+def ip_factor(a, pn, pd_, stabilized):
+    """f_num(a) / f_den(a) with ``f(a) = p^a (1-p)^(1-a)`` (numerator 1 when not ``stabilized``); inf when
+    the denominator is 0 (reported by the caller)."""
+    if a == 1.0:
+        num = pn if stabilized else 1.0
+        return num / pd_ if pd_ != 0.0 else np.inf
+    num = (1.0 - pn) if stabilized else 1.0
+    return num / (1.0 - pd_) if pd_ != 1.0 else np.inf
 
-    ``out`` may be ``p_num`` (overwritten). A zero denominator gives inf (reported by the caller).
-    """
+
+@numba.njit(cache=True, nogil=True)
+def treatment_factor(a, p_den, p_num, risk, stabilized, out):
+    """``out = f_num(A) / f_den(A)`` on rows at risk (1 elsewhere). ``out`` may be ``p_num`` or ``p_den``."""
     for i in range(a.shape[0]):
-        if not risk[i]:
-            out[i] = 1.0
-            continue
-        pn = p_num[i] if stabilized else 1.0
-        pd_ = p_den[i]
-        if a[i] == 1.0:
-            out[i] = pn / pd_ if pd_ != 0.0 else np.inf
-        else:
-            num = (1.0 - pn) if stabilized else 1.0
-            out[i] = num / (1.0 - pd_) if pd_ != 1.0 else np.inf
+        out[i] = ip_factor(a[i], p_num[i], p_den[i], stabilized) if risk[i] else 1.0
 
 
 @numba.njit(cache=True, nogil=True)
@@ -107,26 +106,11 @@ def ratio_from_rates(a, times, rates, mask, out):
     """In place: ``out = f_num(a) / f_den(a)`` on ``mask`` rows (1 elsewhere), numerator ``rates[time]``,
     ``out`` holding the denominator probability."""
     for i in range(out.shape[0]):
-        if not mask[i]:
-            out[i] = 1.0
-            continue
-        pn = rates[times[i]]
-        pd_ = out[i]
-        if a[i] == 1.0:
-            out[i] = pn / pd_ if pd_ != 0.0 else np.inf
-        else:
-            out[i] = (1.0 - pn) / (1.0 - pd_) if pd_ != 1.0 else np.inf
+        out[i] = ip_factor(a[i], rates[times[i]], out[i], True) if mask[i] else 1.0
 
 
 @numba.njit(cache=True, nogil=True)
 def inverse(a, mask, out):
     """In place: ``out = 1 / f_den(a)`` on ``mask`` rows (1 elsewhere), ``out`` holding the probability."""
     for i in range(out.shape[0]):
-        if not mask[i]:
-            out[i] = 1.0
-            continue
-        pd_ = out[i]
-        if a[i] == 1.0:
-            out[i] = 1.0 / pd_ if pd_ != 0.0 else np.inf
-        else:
-            out[i] = 1.0 / (1.0 - pd_) if pd_ != 1.0 else np.inf
+        out[i] = ip_factor(a[i], 1.0, out[i], False) if mask[i] else 1.0

@@ -40,19 +40,24 @@ def cumprod_by_person(codes, x):
 
 
 @numba.njit(cache=True, nogil=True)
-def moments_by_time(w, fw, use_fw, times, rows, K):
-    """Per time (and overall, the last row): sum f, sum f w, sum f w^2, min w, max w over rows with f > 0.
+def _row_weight(fw, use_fw, rows, i):
+    """Frequency weight of row ``i`` (0 when it is not in ``rows``)."""
+    if not rows[i]:
+        return 0.0
+    return fw[i] if use_fw else 1.0
 
-    Returns a ``(K + 1, 5)`` array; ``f`` is the frequency weight (1 when ``use_fw`` is false).
-    """
-    out = np.zeros((K + 1, 5))
+
+@numba.njit(cache=True, nogil=True)
+def moments_by_time(w, fw, use_fw, times, rows, K):
+    """Per time (and overall, the last row) over rows with f > 0: sum f, sum f w, sum f w^2, min w, max w,
+    and sum f (w - mean)^2 (a second pass, numerically stable), where ``f`` is the frequency weight
+    (1 when ``use_fw`` is false). Returns a ``(K + 1, 6)`` array."""
+    out = np.zeros((K + 1, 6))
     for t in range(K + 1):
         out[t, 3] = np.inf
         out[t, 4] = -np.inf
     for i in range(w.shape[0]):
-        if not rows[i]:
-            continue
-        f = fw[i] if use_fw else 1.0
+        f = _row_weight(fw, use_fw, rows, i)
         if f <= 0.0:
             continue
         x = w[i]
@@ -60,27 +65,15 @@ def moments_by_time(w, fw, use_fw, times, rows, K):
             out[t, 0] += f
             out[t, 1] += f * x
             out[t, 2] += f * x * x
-            if x < out[t, 3]:
-                out[t, 3] = x
-            if x > out[t, 4]:
-                out[t, 4] = x
-    return out
-
-
-@numba.njit(cache=True, nogil=True)
-def centred_ss_by_time(w, fw, use_fw, times, rows, means, K):
-    """Per time (and overall, index K): sum f (w - mean)^2, the numerically stable variance numerator."""
-    out = np.zeros(K + 1)
+            out[t, 3] = min(out[t, 3], x)
+            out[t, 4] = max(out[t, 4], x)
     for i in range(w.shape[0]):
-        if not rows[i]:
-            continue
-        f = fw[i] if use_fw else 1.0
+        f = _row_weight(fw, use_fw, rows, i)
         if f <= 0.0:
             continue
-        d = w[i] - means[times[i]]
-        out[times[i]] += f * d * d
-        d = w[i] - means[K]
-        out[K] += f * d * d
+        for t in (times[i], K):
+            d = w[i] - out[t, 1] / out[t, 0]
+            out[t, 5] += f * d * d
     return out
 
 

@@ -192,7 +192,7 @@ def weight_table(w: np.ndarray, fw: np.ndarray | None, times: np.ndarray, rows: 
     mom = _wn.moments_by_time(w, fwa, use, times, rows, K)
     n = mom[:, 0]
     mean = np.divide(mom[:, 1], n, out=np.zeros(K + 1), where=n > 0)
-    ss = _wn.centred_ss_by_time(w, fwa, use, times, rows, mean, K)
+    ss = mom[:, 5]
     recs, index = [], []
     for t in [K] + list(range(K)):
         if n[t] <= 0:

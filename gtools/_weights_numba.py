@@ -107,3 +107,40 @@ def inverse(a, mask, out):
     """In place: ``out = 1 / f_den(a)`` on ``mask`` rows (1 elsewhere), ``out`` holding the probability."""
     for i in range(out.shape[0]):
         out[i] = ip_factor(a[i], 1.0, out[i], False) if mask[i] else 1.0
+
+
+@numba.njit(cache=True, nogil=True)
+def clone_weights(codes, a, g, p1, risk, W, adherent, low):
+    """One regime's clones: ``adherent[i]`` when the person's observed treatment has equalled the regime's
+    on every row so far (this one included); ``W[i]`` the running product, over adherent rows at risk, of
+    1 / P(A = g) (``p1`` = P(A = 1)); ``low[i]`` when that probability is below 0.01 there."""
+    acc = 1.0
+    ok = True
+    for i in range(a.shape[0]):
+        if i == 0 or codes[i] != codes[i - 1]:
+            acc = 1.0
+            ok = True
+        ok = ok and a[i] == g[i]
+        adherent[i] = ok
+        low[i] = False
+        if ok and risk[i]:
+            pg = p1[i] if g[i] == 1.0 else 1.0 - p1[i]
+            low[i] = pg < 0.01
+            acc *= 1.0 / pg if pg != 0.0 else np.inf
+        W[i] = acc
+
+
+@numba.njit(cache=True, nogil=True)
+def sums_by_time(times, rows, W, fw, use_fw, y, K):
+    """Per time over ``rows``: sum f W y, sum f W, sum f, sum f y (``f`` the frequency weight)."""
+    out = np.zeros((K, 4))
+    for i in range(times.shape[0]):
+        if not rows[i]:
+            continue
+        f = fw[i] if use_fw else 1.0
+        t = times[i]
+        out[t, 0] += f * W[i] * y[i]
+        out[t, 1] += f * W[i]
+        out[t, 2] += f
+        out[t, 3] += f * y[i]
+    return out

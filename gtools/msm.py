@@ -25,9 +25,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gtools import _weights_numba as _wn
 from gtools.dag import require_identified
 from gtools.errors import DataError, FitWarning, Problem
-from gtools.models import Model
+from gtools.models import Model, _float_column
 from gtools.regimes import Regime, State, state_from_panel
 from gtools.sensitivity import evalue_of
 from gtools.weights import (
@@ -35,7 +36,6 @@ from gtools.weights import (
     WeightsResult,
     as_model,
     at_risk_mask,
-    cumprod_within_person,
     flag_weights,
     truncate_weights,
     weight_table,
@@ -552,22 +552,26 @@ class CloneCensorWeight:
         cden = as_model(self.censor_model)
         if cden is not None and (pt.censor is None or cden.response != pt.censor):
             raise ValueError(f"censor_model must be a model for the censor column {pt.censor!r}")
-        fw = pt.row_weights()
-        times = pt.data[pt.time].to_numpy().astype(np.int64)
-        a = pt.data[A].to_numpy(dtype=float)
+        fw = pt.weights  # None: every row counts once
+        fwa = fw if fw is not None else np.ones(1)
+        times = np.asarray(pt.data[pt.time].to_numpy(), dtype=np.int64)
+        a = _float_column(pt, A)
+        codes = pt.person_index
         risk_rows = at_risk_mask(pt, self.at_risk, self.absorbing_treatment or den.absorbing)
         fden = den.fit(pt, rows=risk_rows, warn=warn)
         p1 = fden.predict_table(pt)
         censored = _censored(pt)
-        cf = np.ones(pt.n_rows)
         fcd = None
+        cw = None  # running products of 1 / P(C = 0) over uncensored rows (shared by every regime)
         if cden is not None:
             fcd = cden.fit(pt, warn=warn)
-            q = 1 - fcd.predict_table(pt)
-            with np.errstate(divide="ignore"):
-                cf = np.where(censored, 1.0, 1 / q)
-        y = pt.data[pt.outcome].to_numpy(dtype=float)
-        hazard_rows = ~censored & ~np.isnan(y) & (fw > 0)
+            cw = fcd.predict_table(pt)
+            _wn.inverse(_float_column(pt, pt.censor), ~censored, cw)  # 1 / P(C = 0) on uncensored rows
+            _wn.cumprod_by_person(codes, cw)
+        y = _float_column(pt, pt.outcome)
+        hazard_rows = ~censored & ~np.isnan(y)
+        if fw is not None:
+            hazard_rows &= fw > 0
         state = state_from_panel(pt)
 
         hz = self.hazard_formula.replace(" ", "")
@@ -575,19 +579,20 @@ class CloneCensorWeight:
         K = pt.n_times
         risk, hazards, weights, tables, trunc = {}, {}, {}, {}, {}
         first = times == 0
+        adherent = np.empty(pt.n_rows, dtype=bool)
+        low = np.empty(pt.n_rows, dtype=bool)
         for gname, regime in self.regimes.items():
             if regime.needs_natural and not isinstance(regime, Regime):
                 raise ValueError(f"regime {gname!r} is not a gtools regime")
             g = np.asarray(regime(state), dtype=float)
             if g.shape != (pt.n_rows,):
                 raise ValueError(f"regime {gname!r} returned {g.shape}, expected one treatment per row")
-            adherent = cumprod_within_person(pt, (a == g).astype(float)) == 1
-            pg = np.where(g == 1, p1, 1 - p1)
-            with np.errstate(divide="ignore"):
-                tf = np.where(risk_rows & adherent, 1 / pg, 1.0)
+            W = np.empty(pt.n_rows)
+            _wn.clone_weights(codes, a, g, p1, risk_rows, W, adherent, low)
+            del g
             if warn:
-                m = risk_rows & adherent & (fw > 0)
-                low = m & (pg < 0.01)
+                if fw is not None:
+                    low &= fw > 0
                 if low.any():
                     ts = sorted({_py(v) for v in pt.time_values[times[low]]})
                     warnings.warn(f"positivity: {fden.spec.label} gives a probability below 0.01 of following "
@@ -595,16 +600,19 @@ class CloneCensorWeight:
                                   f"{', '.join(map(str, ts[:10]))}; their clones carry weights above 100 — "
                                   "consider truncation, a regime closer to practice, or the g-formula",
                                   FitWarning, stacklevel=2)
-            W = cumprod_within_person(pt, tf) * cumprod_within_person(pt, cf)
+            if cw is not None:
+                W *= cw
             rows = adherent & hazard_rows
-            if not np.all(np.isfinite(W[rows])):
+            infinite = rows & ~np.isfinite(W)
+            if infinite.any():
                 raise DataError([Problem("positivity", A, f"regime {gname!r}: infinite weights (adherence "
-                                         "probability of exactly 0)", int((~np.isfinite(W[rows])).sum()))])
+                                         "probability of exactly 0)", int(infinite.sum()))])
+            del infinite
             W, trunc[gname] = truncate_weights(W, fw, rows, self.truncate, self.truncate_values)
-            W = np.where(rows, W, 0.0)
+            W[~rows] = 0.0
             weights[gname] = W
-            ev = np.bincount(times[rows], weights=(fw * W * y)[rows], minlength=K)
-            den_t = np.bincount(times[rows], weights=(fw * W)[rows], minlength=K)
+            sums = _wn.sums_by_time(times, rows, W, fwa, fw is not None, y, K)
+            ev, den_t, n_t, e_t = sums[:, 0], sums[:, 1], sums[:, 2], sums[:, 3]
             if closed_form:
                 with np.errstate(divide="ignore", invalid="ignore"):
                     h = np.where(den_t > 0, ev / den_t, np.nan)
@@ -618,8 +626,6 @@ class CloneCensorWeight:
                               FitWarning, stacklevel=2)
             risk[gname], hazards[gname] = curve, h
             tab = weight_table(W, fw, times, rows, pt.time_values).rename(columns={"at_risk": "adherent"})
-            n_t = np.bincount(times[rows], weights=fw[rows], minlength=K)
-            e_t = np.bincount(times[rows], weights=(fw * y)[rows], minlength=K)
             by = tab.drop(index="overall")
             pos = [int(np.flatnonzero(pt.time_values == t)[0]) for t in by.index]
             tab.loc[by.index, "events"] = e_t[pos]
@@ -629,7 +635,8 @@ class CloneCensorWeight:
             tab.loc[by.index, "risk"] = np.asarray(curve)[pos]
             fin = np.flatnonzero(np.isfinite(curve))
             tab.loc["overall", "risk"] = curve[fin[-1]] if len(fin) else np.nan
-            tab.loc["overall", "persons"] = float(fw[first & adherent].sum())
+            starters = first & adherent
+            tab.loc["overall", "persons"] = float(np.count_nonzero(starters) if fw is None else fw[starters].sum())
             tables[gname] = tab
             if warn:
                 flag_weights(tab.rename(columns={"adherent": "at_risk"}), False, f"CCW regime {gname!r}")

@@ -91,22 +91,6 @@ def previous_value(pt, col: str) -> np.ndarray:
     return prev
 
 
-def cumprod_within_person(pt, factor: np.ndarray) -> np.ndarray:
-    """Running product of ``factor`` over each person's rows (rows sorted by id, time from 0)."""
-    times = pt.data[pt.time].to_numpy()
-    codes = pt.person_index
-    acc = np.ones(pt.n_persons)
-    out = np.empty(len(factor))
-    order = np.argsort(times, kind="stable")
-    bounds = np.searchsorted(times[order], np.arange(int(times.max()) + 2))
-    for t in range(len(bounds) - 1):
-        rows = order[bounds[t]:bounds[t + 1]]
-        c = codes[rows]
-        acc[c] = acc[c] * factor[rows]
-        out[rows] = acc[c]
-    return out
-
-
 def weighted_quantile(x: np.ndarray, w: np.ndarray, q: Sequence[float]) -> np.ndarray:
     """Quantiles of ``x`` under frequency weights ``w`` (inverted CDF: an observed value).
 
@@ -126,12 +110,6 @@ def weighted_quantile(x: np.ndarray, w: np.ndarray, q: Sequence[float]) -> np.nd
         j = int(np.searchsorted(cw, target - 1e-9 * total, side="left"))
         out.append(xs[min(max(j, 0), len(xs) - 1)])
     return np.asarray(out, dtype=float)
-
-
-def kish_ess(w: np.ndarray, fw: np.ndarray) -> float:
-    """Kish effective sample size ``(sum w)^2 / sum w^2`` with frequency weights ``fw``."""
-    s2 = float(np.sum(fw * w * w))
-    return float(np.sum(fw * w)) ** 2 / s2 if s2 > 0 else 0.0
 
 
 def truncate_weights(w: np.ndarray, fw: np.ndarray | None, rows: np.ndarray, truncate, truncate_values):

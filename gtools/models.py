@@ -64,18 +64,17 @@ def _family(name: str) -> str:
 class Design:
     """The design of one formula over one PersonTime: built once, reused.
 
-    It holds the recipe, the formula's variables as read-only float64 column
-    views of the table (``columns``), the response, and the row masks; the
-    GLM kernels of :mod:`gtools._colglm` build design rows from the columns
-    strip by strip, so fitting and predicting never hold the ``n x p``
-    matrix. :attr:`X` materialises it (once, on first use) for the code
+    It holds the recipe, the formula's variables as read-only views of the
+    table's float64 and int64 columns (``columns``; other types converted
+    once), the response, and the row masks; the GLM kernels of
+    :mod:`gtools._colglm` build design rows from the columns strip by strip,
+    so fitting and predicting never hold the ``n x p`` matrix. :attr:`X` materialises it (once, on first use) for the code
     paths that need a matrix (other families, learners, summaries).
     """
 
     def __init__(self, recipe: Recipe, columns: tuple, var: np.ndarray, colmap: dict, y: np.ndarray | None,
                  usable: np.ndarray, bad_x: np.ndarray, n_rows: int):
         self.recipe = recipe
-        self.columns = columns
         self.y = y
         self.usable = usable  # rows where the response and every design column are non-missing
         self.has_missing_x = bool(bad_x.any())
@@ -581,12 +580,13 @@ def _rank_of_cross_product(G: np.ndarray) -> tuple[int, bool]:
     return int(np.linalg.matrix_rank(Gs, hermitian=True)), singular
 
 
-def _warn_singular(d: Design, used: np.ndarray, names, label) -> None:
+def _warn_singular(d: Design, used: np.ndarray, names, label, stacklevel: int = 4) -> None:
+    """FitWarning for a singular design, naming the columns constant on the rows used."""
     X = d.X
     const = [names[j] for j in range(len(names)) if names[j] != "Intercept" and np.ptp(X[used, j]) == 0]
     hint = f"; constant column(s): {const}" if const else ""
     warnings.warn(f"{label}: singular design (collinear columns{hint}); coefficients are not identified",
-                  FitWarning, stacklevel=4)
+                  FitWarning, stacklevel=stacklevel)
 
 
 def _fit_arrays(model: Model, fam: str, recipe: Recipe, X, y, w, warn=True) -> FittedModel:
@@ -658,15 +658,8 @@ def _check_rank_weighted(d: Design, rows: np.ndarray, w: np.ndarray | None, name
     _, A, _ = K.accumulate(d.columns, var, kind, param, ptr, d.y, w if use_w else _NO_COLUMNS, use_w, rows,
                            np.zeros(p), False, K.BINOMIAL)
     used = rows if w is None else rows & (w != 0)
-    n_used = int(np.count_nonzero(used))
-    dg = np.sqrt(np.maximum(np.diag(A), 1e-300))
-    ev = np.linalg.eigvalsh(A / np.outer(dg, dg))
-    if ev[0] <= 1e-11 or n_used < p:
-        X = d.X
-        const = [names[j] for j in range(p) if names[j] != "Intercept" and np.ptp(X[used, j]) == 0]
-        hint = f"; constant column(s): {const}" if const else ""
-        warnings.warn(f"{label}: singular design (collinear columns{hint}); coefficients are not identified",
-                      FitWarning, stacklevel=4)
+    if _rank_of_cross_product(A)[1] or int(np.count_nonzero(used)) < p:
+        _warn_singular(d, used, names, label, stacklevel=5)
 
 
 def _check_rank(X, names, label):

@@ -76,7 +76,8 @@ class Design:
                  usable: np.ndarray, bad_x: np.ndarray, n_rows: int):
         self.recipe = recipe
         self.y = y
-        self.usable = usable  # rows where the response and every design column are non-missing
+        # rows where the response and every design column are non-missing: kept only when some are not
+        self._usable = None if usable.all() else usable
         self.has_missing_x = bool(bad_x.any())
         self._bad_x = bad_x if self.has_missing_x else None  # kept only when some row has a missing value
         self.n_rows = n_rows
@@ -125,6 +126,11 @@ class Design:
         if not self.recipe.variables:
             return np.ones(self.n_rows)
         return self.recipe.column(self._colmap, j, self.n_rows)
+
+    @property
+    def usable(self) -> np.ndarray:
+        """Rows where the response and every design column are non-missing."""
+        return self._usable if self._usable is not None else np.ones(self.n_rows, dtype=bool)
 
     @property
     def bad_x(self) -> np.ndarray:

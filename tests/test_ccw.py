@@ -9,6 +9,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
+from test_msm import person_bootstrap_se
 from test_weights import simulate_feedback
 
 import gtools as gt
@@ -92,24 +93,13 @@ def _ccw_spec():
                                 censor_model=gt.Model(*S.SEPSIS_MODELS["discharge"]))
 
 
-def _bootstrap_se(fit, pt, n_boot, seed):
-    rng = np.random.default_rng(seed)
-    reps = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for _ in range(n_boot):
-            counts = rng.multinomial(pt.n_persons, np.full(pt.n_persons, 1 / pt.n_persons))
-            reps.append(fit(pt.with_person_counts(counts)))
-    return pd.DataFrame(reps).std(ddof=1)
-
-
 @pytest.fixture(scope="module")
 def sepsis_ccw(sepsis):
     spec = _ccw_spec()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", gt.FitWarning)
         est = spec.fit(sepsis).estimates
-    se = _bootstrap_se(lambda p: spec.fit(p, warn=False).estimates, sepsis, n_boot=25, seed=11)
+    se = person_bootstrap_se(lambda p: spec.fit(p, warn=False).estimates, sepsis, n_boot=25, seed=11)
     return est, se
 
 
@@ -135,6 +125,6 @@ def test_sepsis_ccw_agrees_with_gformula_within_joint_se(sepsis, sepsis_ccw):
         gf = spec.fit(sepsis)
         key = f"risk[lact4,t={DAY}]"
         gf_est = float(gf.risk.loc[DAY, "lact4"])
-        gf_se = _bootstrap_se(lambda p: {key: float(spec.fit(p).risk.loc[DAY, "lact4"])}, sepsis, 15, 5)[key]
+        gf_se = person_bootstrap_se(lambda p: {key: float(spec.fit(p).risk.loc[DAY, "lact4"])}, sepsis, 15, 5)[key]
     joint = np.sqrt(se[key] ** 2 + gf_se ** 2)
     assert abs(est[key] - gf_est) < 2.5 * joint, (est[key], gf_est, se[key], gf_se)

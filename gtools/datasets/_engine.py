@@ -89,6 +89,30 @@ def apply_regime(regime, state: State, natural: np.ndarray) -> np.ndarray:
     return a
 
 
+def treat_then_hazards(coefs: Mapping, cols: dict, n: int, t: int, streams, regime, previous: np.ndarray,
+                       treatment: str, hazards: Sequence[str]) -> dict:
+    """One interval's treatment and event hazards, after its covariates are in ``cols``.
+
+    The natural-course treatment is drawn from the treatment model with the
+    ``treatment`` stream's uniforms, the regime sets ``cols[treatment]`` from
+    that state, and each hazard in ``hazards`` is evaluated (with its own
+    stream's uniforms for the event draw). Returns the interval's record:
+    the columns, ``p_<treatment>``, ``h_<event>``, ``u_<event>`` and ``t``.
+    """
+    p = expit(linpred(coefs[treatment], cols, n))
+    u = streams.uniform(treatment, n)
+    natural = (u < p).astype(float)
+    state = State(t=np.full(n, t), columns=dict(cols), previous=previous, natural=natural, uniform=u)
+    cols[treatment] = apply_regime(regime, state, natural)
+    out = dict(cols)
+    out[f"p_{treatment}"] = p
+    for h in hazards:
+        out[f"h_{h}"] = expit(linpred(coefs[h], cols, n))
+        out[f"u_{h}"] = streams.uniform(h, n)
+    out["t"] = t
+    return out
+
+
 def long_format(
     records: dict[str, list[np.ndarray]], at_risk: list[np.ndarray], order: list[str]
 ) -> pd.DataFrame:

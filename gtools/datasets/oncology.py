@@ -125,7 +125,6 @@ import pandas as pd
 
 from gtools import history as _history
 from gtools.datasets import _engine as E
-from gtools.regimes import State
 
 __all__ = [
     "K",
@@ -282,19 +281,7 @@ def _paths(base, last, t0: int, t_end: int, streams: E.Streams, regime) -> Itera
         cols["marker"] = _marker(cols, n, streams)
         etas = {k: E.linpred(c, cols, n) for k, c in C["ecog"].items()}
         cols["ecog"] = E.draw_categorical(etas, streams.uniform("ecog", n))
-        p_treat = E.expit(E.linpred(C["treat"], cols, n))
-        u = streams.uniform("treat", n)
-        natural = (u < p_treat).astype(float)
-        state = State(t=np.full(n, t), columns=dict(cols), previous=last["treat"], natural=natural, uniform=u)
-        cols["treat"] = E.apply_regime(regime, state, natural)
-        out = dict(cols)
-        out["p_treat"] = p_treat
-        out["h_lost"] = E.expit(E.linpred(C["lost"], cols, n))
-        out["u_lost"] = streams.uniform("lost", n)
-        out["h_progression"] = E.expit(E.linpred(C["progression"], cols, n))
-        out["u_progression"] = streams.uniform("progression", n)
-        out["t"] = t
-        yield out
+        yield E.treat_then_hazards(C, cols, n, t, streams, regime, last["treat"], "treat", ("lost", "progression"))
         last = {v: cols[v] for v in _TV}
 
 

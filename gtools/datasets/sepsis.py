@@ -110,7 +110,6 @@ import pandas as pd
 
 from gtools import history as _history
 from gtools.datasets import _engine as E
-from gtools.regimes import State
 
 __all__ = [
     "K",
@@ -234,19 +233,7 @@ def _paths(base, last, t0: int, streams: E.Streams, regime) -> Iterator[dict]:
         cols["lactate"] = E.linpred(C["lactate"], cols, n) + SEPSIS_SIGMA["lactate"] * streams.normal(
             "lactate", n
         )
-        p_vaso = E.expit(E.linpred(C["vaso"], cols, n))
-        u = streams.uniform("vaso", n)
-        natural = (u < p_vaso).astype(float)
-        state = State(t=np.full(n, t), columns=dict(cols), previous=last["vaso"], natural=natural, uniform=u)
-        cols["vaso"] = E.apply_regime(regime, state, natural)
-        out = dict(cols)
-        out["p_vaso"] = p_vaso
-        out["h_discharge"] = E.expit(E.linpred(C["discharge"], cols, n))
-        out["u_discharge"] = streams.uniform("discharge", n)
-        out["h_death"] = E.expit(E.linpred(C["death"], cols, n))
-        out["u_death"] = streams.uniform("death", n)
-        out["t"] = t
-        yield out
+        yield E.treat_then_hazards(C, cols, n, t, streams, regime, last["vaso"], "vaso", ("discharge", "death"))
         last = {v: cols[v] for v in _TV}
 
 
